@@ -1,0 +1,452 @@
+"""The emulator's HTTP app: CData's API routes under ``/api``, the connect page, and ``/_emulator`` admin.
+
+Errors are JSON, ``{"error": {"code": <status>, "message": "..."}}``. CData documents no error schema,
+so the hook must also cope with HTML and empty bodies; the fault injector produces those.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from email.utils import formatdate
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from airflow_provider_cdata.emulator.connect_page import connect_page_router
+from airflow_provider_cdata.emulator.context import EmulatorContext
+from airflow_provider_cdata.emulator.faults import FaultRule
+from airflow_provider_cdata.emulator.metrics import RequestRecord
+from airflow_provider_cdata.emulator.state import DATA_SOURCES, ConflictError
+from airflow_provider_cdata.emulator.tokens import AuthError, Caller, verify_api_token
+
+API_PREFIX = "/api/poweredby"
+# Route names used by counters, the request log and fault rules.
+API_ROUTES = (
+    "create",
+    "edit",
+    "list",
+    "delete",
+    "clear_metadata",
+    "clear_metadata_openapi",
+    "sources",
+    "account_create",
+    "account_list",
+    "account_get",
+    "account_delete",
+)
+
+
+class APIError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": status, "message": message}}, status_code=status, headers=headers)
+
+
+def create_app(ctx: EmulatorContext, public_url: str | None = None) -> FastAPI:
+    """Build the app. ``public_url`` is the root the customer's browser uses (default: the request's)."""
+    app = FastAPI(
+        title="Powered by CData API emulator",
+        docs_url="/_emulator/docs",
+        redoc_url=None,
+        openapi_url="/_emulator/openapi.json",
+    )
+    app.state.public_url = public_url
+
+    @app.exception_handler(APIError)
+    async def _api_error(_: Request, exc: APIError) -> Response:
+        return error_response(exc.status, exc.message)
+
+    @app.exception_handler(AuthError)
+    async def _auth_error(_: Request, exc: AuthError) -> Response:
+        return error_response(exc.status, exc.message)
+
+    app.include_router(_api_router(ctx))
+    app.include_router(connect_page_router(ctx))
+    app.include_router(_admin_router(ctx))
+    app.add_middleware(EmulatorMiddleware, ctx=ctx)
+    return app
+
+
+# -- helpers shared by the API handlers -----------------------------------------------------------
+def _record(request: Request) -> RequestRecord:
+    record: RequestRecord = request.scope["cdata.record"]
+    return record
+
+
+def _authenticate(ctx: EmulatorContext, request: Request, need_account: bool = True) -> Caller:
+    caller = verify_api_token(
+        ctx.store, request.headers.get("authorization"), ctx.clock.now(), need_account=need_account
+    )
+    _record(request).claims = caller.claims
+    return caller
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    try:
+        body = json.loads(raw) if raw else {}
+    except ValueError:
+        raise APIError(400, "Request body must be JSON") from None
+    if not isinstance(body, dict):
+        raise APIError(400, "Request body must be a JSON object")
+    _record(request).body = body
+    return body
+
+
+def _string_field(body: dict[str, Any], key: str, required: bool) -> str | None:
+    value = body.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise APIError(400, f"{key} is required and must be a non-empty string")
+    return value
+
+
+def _redirect_url(body: dict[str, Any]) -> str:
+    url = _string_field(body, "redirectURL", required=True)
+    assert url is not None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise APIError(400, "redirectURL must be an absolute http(s) URL")
+    return url
+
+
+def _connection_id(value: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise APIError(400, f"'{value}' is not a valid connection id") from None
+
+
+def _canonical_source(name: str) -> str:
+    for source in DATA_SOURCES:
+        if source.lower() == name.lower():
+            return source
+    raise APIError(400, f"Unknown data source '{name}'")
+
+
+def _public_root(request: Request) -> str:
+    configured: str | None = request.app.state.public_url
+    return (configured or str(request.base_url)).rstrip("/")
+
+
+def _listed(connection: dict[str, Any]) -> dict[str, Any]:
+    """A connection as List Connections shows it (no settings, no account, no counters)."""
+    shown = {k: connection[k] for k in ("id", "name", "dataSource", "lastModified")}
+    if connection.get("externalId") is not None:
+        shown["externalId"] = connection["externalId"]
+    if connection.get("status") is not None:
+        shown["status"] = connection["status"]
+    return shown
+
+
+# -- the API -----------------------------------------------------------------------------------------
+def _api_router(ctx: EmulatorContext) -> APIRouter:
+    router = APIRouter(prefix=API_PREFIX)
+    store = ctx.store
+
+    def flow_url(request: Request, path: str, claims: dict[str, Any], params: dict[str, str]) -> str:
+        token = ctx.flow_tokens.sign(claims, ctx.clock.now())
+        query = urlencode({"token": token, **params})
+        return f"{_public_root(request)}/oem/user/connections/{path}?{query}"
+
+    @router.post("/connection/create", name="create")
+    async def create_connection(request: Request) -> Response:
+        caller = _authenticate(ctx, request)
+        body = await _json_body(request)
+        data_source = _canonical_source(_string_field(body, "dataSource", required=True) or "")
+        redirect = _redirect_url(body)
+        name = _string_field(body, "name", required=False)
+        external_id = _string_field(body, "externalId", required=False)
+        account_id = str(caller.account_id)
+        if external_id and store.external_id_taken(account_id, external_id):
+            raise APIError(409, f"A connection with externalId '{external_id}' already exists")
+        claims = {
+            "sub": account_id,
+            "accountId": account_id,
+            "oemAdminAccountId": caller.parent_id,
+            "flowType": "createConnection",
+            "flowDatasource": data_source,
+            "connectionName": name,
+            "externalId": external_id,
+            "redirectURL": redirect,
+        }
+        url = flow_url(request, "edit", claims, {"driver": data_source, "redirectUrl": redirect})
+        return JSONResponse({"redirectURL": url})
+
+    @router.post("/connection/edit/{connection_id}", name="edit")
+    async def edit_connection(request: Request, connection_id: str) -> Response:
+        caller = _authenticate(ctx, request)
+        body = await _json_body(request)
+        redirect = _redirect_url(body)
+        connection = store.connection_in_account(str(caller.account_id), _connection_id(connection_id))
+        if connection is None:
+            raise APIError(404, f"Connection '{connection_id}' was not found")
+        claims = {
+            "sub": caller.account_id,
+            "accountId": caller.account_id,
+            "oemAdminAccountId": caller.parent_id,
+            "flowType": "updateConnection",
+            "connectionId": connection["id"],
+            "connectionName": _string_field(body, "name", required=False),
+            "redirectURL": redirect,
+        }
+        params = {"driver": connection["dataSource"], "redirectUrl": redirect}
+        return JSONResponse({"redirectURL": flow_url(request, f"edit/{connection['id']}", claims, params)})
+
+    @router.get("/connection/list", name="list")
+    async def list_connections(request: Request) -> Response:
+        caller = _authenticate(ctx, request)
+        driver = request.query_params.get("driver")
+        external_id = request.query_params.get("externalId")
+
+        def matches(connection: dict[str, Any]) -> bool:
+            if driver and connection["dataSource"].lower() != driver.lower():
+                return False
+            return not external_id or connection.get("externalId") == external_id
+
+        found = store.list_connections(str(caller.account_id), matches)
+        return JSONResponse({"connections": [_listed(c) for c in found]})
+
+    @router.delete("/connection/delete/{connection_id}", name="delete")
+    async def delete_connection(request: Request, connection_id: str) -> Response:
+        caller = _authenticate(ctx, request)
+        # CData documents 200 for an unknown id too: deleting is idempotent.
+        store.delete_connection(str(caller.account_id), _connection_id(connection_id))
+        return Response(status_code=200)
+
+    async def clear_metadata(request: Request, connection_id: str) -> Response:
+        caller = _authenticate(ctx, request)
+        if not store.clear_metadata(str(caller.account_id), _connection_id(connection_id)):
+            raise APIError(404, f"Connection '{connection_id}' was not found")
+        return Response(status_code=200)
+
+    router.add_api_route(
+        "/connection/{connection_id}/metadata", clear_metadata, methods=["DELETE"], name="clear_metadata"
+    )
+    router.add_api_route(
+        "/{connection_id}/metadata", clear_metadata, methods=["DELETE"], name="clear_metadata_openapi"
+    )
+
+    @router.get("/sources/list", name="sources")
+    async def list_sources(request: Request) -> Response:
+        _authenticate(ctx, request, need_account=False)
+        return JSONResponse({"dataSources": [{"dataSource": s} for s in DATA_SOURCES]})
+
+    @router.post("/account/create", name="account_create")
+    async def create_account(request: Request) -> Response:
+        caller = _authenticate(ctx, request, need_account=False)
+        body = await _json_body(request)
+        external_id = _string_field(body, "externalId", required=True)
+        try:
+            account = store.add_account(
+                caller.parent_id,
+                external_id=external_id,
+                account_name=_string_field(body, "accountName", required=False),
+            )
+        except ConflictError as exc:
+            raise APIError(409, str(exc)) from None
+        return JSONResponse(
+            {
+                "accountId": account["id"],
+                "externalId": account["externalId"],
+                "createdTime": account["created"],
+            }
+        )
+
+    @router.get("/account/list", name="account_list")
+    async def list_accounts(request: Request) -> Response:
+        caller = _authenticate(ctx, request, need_account=False)
+        accounts = [_public_account(a) for a in store.list_accounts(caller.parent_id)]
+        return JSONResponse({"accounts": accounts})
+
+    @router.get("/account/{id_or_external_id}", name="account_get")
+    async def get_account(request: Request, id_or_external_id: str) -> Response:
+        caller = _authenticate(ctx, request, need_account=False)
+        account = store.find_account(caller.parent_id, id_or_external_id)
+        if account is None:
+            raise APIError(404, f"Account '{id_or_external_id}' was not found")
+        return JSONResponse(_public_account(account))
+
+    @router.delete("/account/delete/{account_id}", name="account_delete")
+    async def delete_account(request: Request, account_id: str) -> Response:
+        caller = _authenticate(ctx, request, need_account=False)
+        if not store.delete_account(caller.parent_id, account_id):
+            raise APIError(404, f"Account '{account_id}' was not found")
+        return Response(status_code=200)
+
+    return router
+
+
+def _public_account(account: dict[str, Any]) -> dict[str, Any]:
+    return {k: account[k] for k in ("id", "externalId", "accountName", "created")}
+
+
+# -- admin routes for tests, demos and benchmarks that run the emulator in another process -----------
+def _admin_router(ctx: EmulatorContext) -> APIRouter:
+    router = APIRouter(prefix="/_emulator")
+
+    @router.get("/health", name="admin")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/state", name="admin")
+    async def state() -> dict[str, Any]:
+        accounts = [dict(a) for a in ctx.store.accounts.values()]
+        return {"accounts": accounts, "connections": ctx.store.list_connections()}
+
+    @router.get("/counters", name="admin")
+    async def counters() -> dict[str, Any]:
+        return ctx.counters.snapshot()
+
+    @router.get("/log", name="admin")
+    async def log() -> list[dict[str, Any]]:
+        return [r.as_dict() for r in ctx.counters.records()]
+
+    @router.post("/reset", name="admin")
+    async def reset() -> dict[str, str]:
+        ctx.counters.reset()
+        return {"status": "ok"}
+
+    @router.get("/faults", name="admin")
+    async def faults() -> list[dict[str, Any]]:
+        return [r.as_dict() for r in ctx.faults.rules]
+
+    @router.post("/faults", name="admin")
+    async def add_fault(request: Request) -> Response:
+        try:
+            rule = ctx.faults.add(FaultRule(**json.loads(await request.body())))
+        except (TypeError, ValueError) as exc:
+            return error_response(400, f"Bad fault rule: {exc}")
+        return JSONResponse(rule.as_dict())
+
+    @router.delete("/faults", name="admin")
+    async def clear_faults() -> dict[str, str]:
+        ctx.faults.clear()
+        return {"status": "ok"}
+
+    @router.post("/connections", name="admin")
+    async def add_connection(request: Request) -> Response:
+        spec = json.loads(await request.body())
+        try:
+            connection = ctx.store.add_connection(
+                spec["accountId"],
+                spec.get("dataSource", "Salesforce"),
+                name=spec.get("name"),
+                external_id=spec.get("externalId"),
+                status=spec.get("status", "Authenticated"),
+            )
+        except (KeyError, ConflictError) as exc:
+            return error_response(400, str(exc))
+        return JSONResponse(connection)
+
+    return router
+
+
+# -- middleware: route names, counters, the request log and faults ------------------------------------
+class EmulatorMiddleware:
+    def __init__(self, app: ASGIApp, ctx: EmulatorContext) -> None:
+        self.app = app
+        self.ctx = ctx
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        route = _route_name(scope)
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        record = RequestRecord(method=scope["method"], path=scope["path"], route=route, query=query)
+        scope["cdata.record"] = record
+        counters = self.ctx.counters
+        counters.started(route)
+        try:
+            await self._handle(scope, receive, send, record)
+        finally:
+            counters.finished(record)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send, record: RequestRecord) -> None:
+        latency, failure = self.ctx.faults.draw(record.route) if record.route in API_ROUTES else (0.0, None)
+        if latency:
+            await asyncio.sleep(latency)
+        if failure is None:
+            await self.app(scope, receive, _status_recorder(send, record))
+            return
+        record.fault = failure.kind
+        if failure.kind == "drop":
+            await self._drop(scope)
+        elif failure.kind == "truncated":
+            await self._truncated(scope, receive, send, record)
+        else:
+            response = _fault_response(failure)
+            await response(scope, receive, _status_recorder(send, record))
+
+    async def _drop(self, scope: Scope) -> None:
+        transport = self.ctx.transports.get(tuple(scope["client"]))
+        if transport is not None:
+            transport.abort()
+        # Let the server see the connection lost before this handler returns, so it sends nothing.
+        await asyncio.sleep(0)
+
+    async def _truncated(self, scope: Scope, receive: Receive, send: Send, record: RequestRecord) -> None:
+        """Answer with the real status and headers, then half the body, then close: a cut transfer."""
+        messages: list[Message] = []
+
+        async def capture(message: Message) -> None:
+            messages.append(message)
+
+        await self.app(scope, receive, _status_recorder(capture, record))
+        body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
+        start = next(m for m in messages if m["type"] == "http.response.start")
+        # Promise more bytes than are sent (at least 2, so an empty body is cut too).
+        headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
+        headers.append((b"content-length", str(max(len(body), 2)).encode()))
+        await send({**start, "headers": headers})
+        await send({"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True})
+        await self._drop(scope)
+
+
+def _status_recorder(send: Send, record: RequestRecord) -> Send:
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            record.status = message["status"]
+        await send(message)
+
+    return wrapped
+
+
+def _route_name(scope: Scope) -> str:
+    for route in scope["app"].router.routes:
+        match, _ = route.matches(scope)
+        if match == Match.FULL:
+            return str(getattr(route, "name", "unknown"))
+    return "unknown"
+
+
+def _fault_response(rule: FaultRule) -> Response:
+    headers: dict[str, str] = {}
+    if rule.retry_after is not None:
+        headers["Retry-After"] = (
+            formatdate(time.time() + rule.retry_after, usegmt=True)
+            if rule.retry_after_date
+            else str(int(rule.retry_after) if rule.retry_after == int(rule.retry_after) else rule.retry_after)
+        )
+    if rule.kind == "html":
+        page = (
+            f"<html><head><title>{rule.status} Bad Gateway</title></head>"
+            f"<body><center><h1>{rule.status} Bad Gateway</h1></center><hr>"
+            "<center>nginx</center></body></html>"
+        )
+        return HTMLResponse(page, status_code=rule.status, headers=headers)
+    return error_response(rule.status, f"Injected fault: HTTP {rule.status}", headers=headers)

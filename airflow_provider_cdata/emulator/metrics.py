@@ -1,0 +1,108 @@
+"""Counters and the request log that tests and benchmarks read.
+
+The log keeps method, route, query, JSON body, status and the verified JWT claims of each API call;
+never the bearer token itself.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class RequestRecord:
+    method: str
+    path: str
+    route: str
+    query: dict[str, str] = field(default_factory=dict)
+    body: Any = None
+    claims: dict[str, Any] | None = None
+    status: int = 0
+    fault: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "path": self.path,
+            "route": self.route,
+            "query": self.query,
+            "body": self.body,
+            "claims": self.claims,
+            "status": self.status,
+            "fault": self.fault,
+        }
+
+
+class Counters:
+    """Requests per (route, status), TCP connections accepted, faults fired and peak concurrency."""
+
+    def __init__(self, keep_log: bool = True) -> None:
+        self._lock = threading.Lock()
+        self.keep_log = keep_log
+        self.requests: Counter[tuple[str, int]] = Counter()
+        self.faults: Counter[str] = Counter()
+        self.connections_accepted = 0
+        self.open_connections = 0
+        self.in_flight: Counter[str] = Counter()
+        self.max_in_flight: Counter[str] = Counter()
+        self.log: list[RequestRecord] = []
+
+    def reset(self) -> None:
+        with self._lock:
+            self.requests.clear()
+            self.faults.clear()
+            self.connections_accepted = 0
+            self.in_flight.clear()
+            self.max_in_flight.clear()
+            self.log.clear()
+
+    def connection_opened(self) -> None:
+        with self._lock:
+            self.connections_accepted += 1
+            self.open_connections += 1
+
+    def connection_closed(self) -> None:
+        with self._lock:
+            self.open_connections -= 1
+
+    def started(self, route: str) -> None:
+        with self._lock:
+            self.in_flight[route] += 1
+            self.max_in_flight[route] = max(self.max_in_flight[route], self.in_flight[route])
+
+    def finished(self, record: RequestRecord) -> None:
+        with self._lock:
+            self.in_flight[record.route] -= 1
+            self.requests[(record.route, record.status)] += 1
+            if record.fault:
+                self.faults[record.fault] += 1
+            if self.keep_log:
+                self.log.append(record)
+
+    def count(self, route: str | None = None, status: int | None = None) -> int:
+        """How many requests reached ``route`` (all routes if ``None``), optionally with ``status``."""
+        with self._lock:
+            return sum(
+                n
+                for (r, s), n in self.requests.items()
+                if (route is None or r == route) and (status is None or s == status)
+            )
+
+    def records(self, route: str | None = None) -> list[RequestRecord]:
+        with self._lock:
+            return [r for r in self.log if route is None or r.route == route]
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "requests": [
+                    {"route": r, "status": s, "count": n} for (r, s), n in sorted(self.requests.items())
+                ],
+                "faults": dict(self.faults),
+                "connections_accepted": self.connections_accepted,
+                "open_connections": self.open_connections,
+                "max_in_flight": dict(self.max_in_flight),
+            }

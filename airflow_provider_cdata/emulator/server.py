@@ -1,0 +1,234 @@
+"""Run the emulator: in a background thread for tests and benchmarks, or in the foreground for the CLI.
+
+>>> with Emulator() as emu:                              # ephemeral port on 127.0.0.1
+...     parent = emu.register_parent(public_pem)
+...     account = emu.add_account(parent)["id"]
+...     emu.base_url                                     # 'http://127.0.0.1:40123/api'
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from airflow_provider_cdata.emulator.app import create_app
+from airflow_provider_cdata.emulator.context import EmulatorContext
+from airflow_provider_cdata.emulator.faults import FaultInjector, FaultRule
+from airflow_provider_cdata.emulator.keys import KeyPair, generate_key_pair
+from airflow_provider_cdata.emulator.metrics import Counters, RequestRecord
+from airflow_provider_cdata.emulator.state import Clock, Store
+from airflow_provider_cdata.emulator.tokens import FlowTokens
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
+
+
+def _counting_protocol(ctx: EmulatorContext) -> type[asyncio.Protocol]:
+    """uvicorn's own HTTP protocol, also counting TCP connections and remembering their transports."""
+
+    class CountingProtocol(HttpToolsProtocol):
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            ctx.counters.connection_opened()
+            if self.client:
+                ctx.transports[self.client] = transport
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            ctx.counters.connection_closed()
+            if self.client:
+                ctx.transports.pop(self.client, None)
+            super().connection_lost(exc)
+
+    return CountingProtocol
+
+
+class Emulator:
+    """One emulated Powered by CData service: state, faults, counters and its HTTP server."""
+
+    def __init__(
+        self,
+        host: str = DEFAULT_HOST,
+        port: int = 0,
+        *,
+        state_path: str | os.PathLike[str] | None = None,
+        flow_token_ttl: float = 180.0,
+        seed: int | None = 0,
+        public_url: str | None = None,
+        keep_log: bool = True,
+    ) -> None:
+        self.host = host
+        self.port = port
+        clock = Clock()
+        store = Store(clock, state_path)
+        secret = store.extras.get("flow_secret")
+        flow_tokens = FlowTokens(secret, ttl_seconds=flow_token_ttl)
+        if secret is None:
+            store.set_extra("flow_secret", flow_tokens.secret)
+        self.ctx = EmulatorContext(
+            store=store,
+            clock=clock,
+            flow_tokens=flow_tokens,
+            faults=FaultInjector(seed),
+            counters=Counters(keep_log=keep_log),
+        )
+        self.app = create_app(self.ctx, public_url=public_url)
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- running ---------------------------------------------------------------------------------
+    def _config(self) -> uvicorn.Config:
+        return uvicorn.Config(
+            self.app,
+            host=self.host,
+            port=self.port,
+            http=_counting_protocol(self.ctx),
+            lifespan="off",
+            log_level="warning",
+            access_log=False,
+            timeout_keep_alive=60,
+            timeout_graceful_shutdown=2,
+            backlog=4096,
+        )
+
+    def start(self, timeout: float = 10.0) -> Emulator:
+        """Serve in a background thread; with ``port=0`` the OS picks a free port."""
+        config = self._config()
+        sock = config.bind_socket()
+        self.port = sock.getsockname()[1]
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, name="cdata-emulator", daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the CData emulator did not start")
+            time.sleep(0.005)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(timeout=10)
+        self._server = None
+        self._thread = None
+
+    def serve_forever(self, ready: Callable[[Emulator], None] | None = None) -> None:
+        """Serve in the foreground until SIGINT/SIGTERM (the CLI); ``ready`` runs once the port is bound."""
+        config = self._config()
+        sock = config.bind_socket()
+        self.port = sock.getsockname()[1]
+        # Listen now: a client that reads the printed URL queues in the backlog until uvicorn accepts.
+        sock.listen(config.backlog)
+        if ready is not None:
+            ready(self)
+        self._server = uvicorn.Server(config)
+        self._server.run(sockets=[sock])
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def root_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """The API root, what an Airflow connection's host holds."""
+        return f"{self.root_url}/api"
+
+    # -- state -----------------------------------------------------------------------------------
+    @property
+    def store(self) -> Store:
+        return self.ctx.store
+
+    @property
+    def clock(self) -> Clock:
+        return self.ctx.clock
+
+    def register_parent(self, public_key_pem: str, parent_id: str | None = None) -> str:
+        return self.store.register_parent(public_key_pem, parent_id)
+
+    def add_account(self, parent_id: str, account_id: str | None = None, **fields: Any) -> dict[str, Any]:
+        return self.store.add_account(parent_id, account_id, **fields)
+
+    def add_connection(
+        self, account_id: str, data_source: str = "Salesforce", **fields: Any
+    ) -> dict[str, Any]:
+        return self.store.add_connection(account_id, data_source, **fields)
+
+    def connections(self, account_id: str | None = None) -> list[dict[str, Any]]:
+        return self.store.list_connections(account_id)
+
+    def connection(self, connection_id: str) -> dict[str, Any] | None:
+        return self.store.get_connection(connection_id)
+
+    # -- faults and counters ---------------------------------------------------------------------
+    @property
+    def counters(self) -> Counters:
+        return self.ctx.counters
+
+    def inject(self, kind: str, route: str | None = None, **options: Any) -> FaultRule:
+        """Add a fault rule, e.g. ``emu.inject("status", status=503, times=2, route="list")``."""
+        return self.ctx.faults.add(FaultRule(kind=kind, route=route, **options))
+
+    def clear_faults(self) -> None:
+        self.ctx.faults.clear()
+
+    def reset_counters(self) -> None:
+        self.ctx.counters.reset()
+
+    def requests(self, route: str | None = None) -> list[RequestRecord]:
+        return self.ctx.counters.records(route)
+
+    # -- demo ------------------------------------------------------------------------------------
+    def demo_credentials(self) -> DemoCredentials:
+        """A parent key pair and a child account, made once and kept in the state file if there is one."""
+        saved = self.store.extras.get("demo")
+        if (
+            saved
+            and self.store.public_key(saved["parent_id"])
+            and self.store.is_child(saved["parent_id"], saved["account_id"])
+        ):
+            return DemoCredentials(**saved)
+        keys: KeyPair = generate_key_pair()
+        parent_id = self.register_parent(keys.public_pem)
+        account_id = self.add_account(parent_id, external_id="demo-customer", account_name="Demo customer")[
+            "id"
+        ]
+        demo = DemoCredentials(parent_id=parent_id, account_id=account_id, private_key_pem=keys.private_pem)
+        self.store.set_extra("demo", demo.as_dict())
+        return demo
+
+
+@dataclass(frozen=True)
+class DemoCredentials:
+    parent_id: str
+    account_id: str
+    private_key_pem: str
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+    def airflow_connection(self, api_url: str) -> dict[str, Any]:
+        """The value of ``AIRFLOW_CONN_CDATA_DEFAULT`` (JSON form) for this parent and child."""
+        return {
+            "conn_type": "cdata",
+            "host": api_url,
+            "login": self.parent_id,
+            "password": self.private_key_pem,
+            "extra": {"account_id": self.account_id},
+        }
