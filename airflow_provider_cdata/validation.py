@@ -1,0 +1,86 @@
+"""Checks for every value that goes into a CData request, run before anything is sent.
+
+Ids end up in URL paths, so they must be UUIDs: ``../`` or ``/`` can never reach a route. Each check
+returns the value to send and raises :class:`~airflow_provider_cdata.exceptions.CDataValidationError`
+naming the argument (``field``) and what is wrong with it.
+
+Importing this module does not import Airflow (importing Airflow costs seconds): the exception class is
+imported only when a check fails.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import NoReturn
+from urllib.parse import urlsplit
+
+MAX_NAME_LENGTH = 255
+MAX_URL_LENGTH = 2048
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def _fail(field: str, problem: str) -> NoReturn:
+    from airflow_provider_cdata.exceptions import CDataValidationError
+
+    raise CDataValidationError(field, f"{field} {problem}")
+
+
+def _shown(value: object) -> str:
+    """A short repr of a rejected value for the message (ids and names are not secrets)."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."
+
+
+def _has_control_characters(text: str) -> bool:
+    return any(unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp") for char in text)
+
+
+def validate_uuid(value: object, field: str) -> str:
+    """A UUID in its canonical 8-4-4-4-12 form, returned lower-case."""
+    if not isinstance(value, str):
+        _fail(field, f"must be a UUID string, not {type(value).__name__}")
+    if not _UUID.fullmatch(value):
+        _fail(field, f"must be a UUID like 123e4567-e89b-12d3-a456-426614174000, got {_shown(value)}")
+    return value.lower()
+
+
+def validate_redirect_url(value: object, field: str = "redirect_url") -> str:
+    """An absolute http(s) URL with a host, without spaces or control characters."""
+    if not isinstance(value, str):
+        _fail(field, f"must be an absolute http(s) URL string, not {type(value).__name__}")
+    if not value:
+        _fail(field, "must be an absolute http(s) URL, got an empty string")
+    if len(value) > MAX_URL_LENGTH:
+        _fail(field, f"must be at most {MAX_URL_LENGTH} characters long, got {len(value)}")
+    if _has_control_characters(value) or any(char.isspace() for char in value):
+        _fail(field, "must not contain spaces or control characters")
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:
+        _fail(field, "is not a valid URL")
+    if parts.scheme.lower() not in ("http", "https"):
+        scheme = f"'{parts.scheme}:'" if parts.scheme else "no scheme"
+        _fail(field, f"must be an absolute http:// or https:// URL, got {scheme}")
+    if not host:
+        _fail(field, "must be an absolute URL with a host, e.g. https://app.example.com/done")
+    return value
+
+
+def validate_name(value: object, field: str) -> str:
+    """A non-blank string of at most 255 characters without control characters."""
+    if not isinstance(value, str):
+        _fail(field, f"must be a string, not {type(value).__name__}")
+    if not value.strip():
+        _fail(field, "must not be empty")
+    if len(value) > MAX_NAME_LENGTH:
+        _fail(field, f"must be at most {MAX_NAME_LENGTH} characters long, got {len(value)}")
+    if _has_control_characters(value):
+        _fail(field, f"must not contain control characters, got {_shown(value)}")
+    return value
+
+
+def validate_optional_name(value: object, field: str) -> str | None:
+    """``None``, or a valid name (see :func:`validate_name`)."""
+    return None if value is None else validate_name(value, field)
