@@ -195,21 +195,36 @@ class Emulator:
         return self.ctx.counters.records(route)
 
     # -- demo ------------------------------------------------------------------------------------
-    def demo_credentials(self) -> DemoCredentials:
-        """A parent key pair and a child account, made once and kept in the state file if there is one."""
+    def demo_credentials(
+        self, parent_id: str | None = None, account_id: str | None = None
+    ) -> DemoCredentials:
+        """A parent key pair and a child account, made once and kept in the state file if there is one.
+
+        ``parent_id`` and ``account_id`` fix the ids (docker-compose names them in its Airflow connection);
+        a saved demo with other ids is replaced by a new one.
+        """
         saved = self.store.extras.get("demo")
         if (
             saved
+            and parent_id in (None, saved["parent_id"])
+            and account_id in (None, saved["account_id"])
             and self.store.public_key(saved["parent_id"])
             and self.store.is_child(saved["parent_id"], saved["account_id"])
         ):
             return DemoCredentials(**saved)
         keys: KeyPair = generate_key_pair()
-        parent_id = self.register_parent(keys.public_pem)
-        account_id = self.add_account(parent_id, external_id="demo-customer", account_name="Demo customer")[
-            "id"
-        ]
-        demo = DemoCredentials(parent_id=parent_id, account_id=account_id, private_key_pem=keys.private_pem)
+        parent_id = self.register_parent(keys.public_pem, parent_id)
+        account = self.store.find_account(parent_id, account_id) if account_id else None
+        if account is None:
+            # An earlier demo account of this parent may hold the external id already.
+            taken = self.store.find_account(parent_id, "demo-customer") is not None
+            external_id = account_id if taken else "demo-customer"
+            account = self.add_account(
+                parent_id, account_id, external_id=external_id, account_name="Demo customer"
+            )
+        demo = DemoCredentials(
+            parent_id=parent_id, account_id=account["id"], private_key_pem=keys.private_pem
+        )
         self.store.set_extra("demo", demo.as_dict())
         return demo
 
@@ -223,12 +238,15 @@ class DemoCredentials:
     def as_dict(self) -> dict[str, str]:
         return asdict(self)
 
-    def airflow_connection(self, api_url: str) -> dict[str, Any]:
-        """The value of ``AIRFLOW_CONN_CDATA_DEFAULT`` (JSON form) for this parent and child."""
-        return {
-            "conn_type": "cdata",
-            "host": api_url,
-            "login": self.parent_id,
-            "password": self.private_key_pem,
-            "extra": {"account_id": self.account_id},
-        }
+    def airflow_connection(self, api_url: str, private_key_path: str | None = None) -> dict[str, Any]:
+        """The value of ``AIRFLOW_CONN_CDATA_DEFAULT`` (JSON form) for this parent and child.
+
+        With ``private_key_path`` the connection names the key file instead of carrying the PEM.
+        """
+        connection: dict[str, Any] = {"conn_type": "cdata", "host": api_url, "login": self.parent_id}
+        extra: dict[str, Any] = {"account_id": self.account_id}
+        if private_key_path:
+            extra["private_key_path"] = private_key_path
+        else:
+            connection["password"] = self.private_key_pem
+        return {**connection, "extra": extra}
