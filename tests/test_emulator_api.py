@@ -51,6 +51,7 @@ def test_create_returns_a_connect_url_on_the_emulators_own_page(cdata: CData) ->
     assert record.claims is not None
     assert record.claims["iss"] == cdata.parent_id
     assert record.claims["sub"] == cdata.account_id
+    assert record.user_agent.startswith("python-requests/")
     assert cdata.emulator.connections() == [], "create only mints a URL; the customer creates"
 
 

@@ -367,7 +367,10 @@ class EmulatorMiddleware:
             return
         route = _route_name(scope)
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
-        record = RequestRecord(method=scope["method"], path=scope["path"], route=route, query=query)
+        user_agent = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"user-agent"), "")
+        record = RequestRecord(
+            method=scope["method"], path=scope["path"], route=route, query=query, user_agent=user_agent
+        )
         scope["cdata.record"] = record
         counters = self.ctx.counters
         counters.started(route)

@@ -22,6 +22,7 @@ class RequestRecord:
     claims: dict[str, Any] | None = None
     status: int = 0
     fault: str | None = None
+    user_agent: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -33,6 +34,7 @@ class RequestRecord:
             "claims": self.claims,
             "status": self.status,
             "fault": self.fault,
+            "user_agent": self.user_agent,
         }
 
 
