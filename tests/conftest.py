@@ -3,16 +3,44 @@
 from __future__ import annotations
 
 import functools
+import json
+import os
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from airflow_provider_cdata.emulator import Emulator, KeyPair, generate_key_pair
+
+if TYPE_CHECKING:  # the hook imports Airflow: not before AIRFLOW_HOME is set below
+    from airflow_provider_cdata.hooks import CDataHook
+
+# Airflow reads its configuration on first import: give the test session its own AIRFLOW_HOME (and
+# SQLite database) before any test module imports Airflow, so tests never touch ~/airflow. DAGs run
+# with dag.test() come from two bundles: tests/dags and the example DAGs users copy.
+REPO = Path(__file__).resolve().parent.parent
+os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="cdata-airflow-home-")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "tests" / "dags")
+os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(
+    [
+        {
+            "name": name,
+            "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+            "kwargs": {"path": path},
+        }
+        for name, path in (
+            ("dags-folder", str(REPO / "tests" / "dags")),
+            ("examples", str(REPO / "dags_examples")),
+        )
+    ]
+)
 
 
 @functools.lru_cache(maxsize=8)
@@ -72,3 +100,41 @@ def cdata(emulator: Emulator, keys: KeyPair) -> CData:
     parent_id = emulator.register_parent(keys.public_pem)
     account_id = emulator.add_account(parent_id, external_id="customer-1")["id"]
     return CData(emulator=emulator, keys=keys, parent_id=parent_id, account_id=account_id)
+
+
+# -- an Airflow connection of type cdata for the `cdata` emulator (hook, operator and sensor tests) ---
+def cdata_connection(cdata: CData, **extra: Any) -> dict[str, Any]:
+    """The Airflow connection (JSON form) for the emulator's parent and child; ``extra`` adds extras."""
+    return {
+        "conn_type": "cdata",
+        "host": cdata.base_url,
+        "login": cdata.parent_id,
+        "password": cdata.keys.private_pem,
+        "extra": {"account_id": cdata.account_id, **extra},
+    }
+
+
+@pytest.fixture
+def cdata_hook_env(cdata: CData, monkeypatch: pytest.MonkeyPatch) -> Iterator[CDataHook]:
+    """Set ``AIRFLOW_CONN_CDATA_DEFAULT`` for the ``cdata`` emulator and return a ``CDataHook`` on it.
+
+    Retries back off in milliseconds instead of seconds for the test (the policy stays the hook's own).
+    """
+    from airflow_provider_cdata.hooks import CDataHook, RetryPolicy
+
+    monkeypatch.setenv("AIRFLOW_CONN_CDATA_DEFAULT", json.dumps(cdata_connection(cdata)))
+    monkeypatch.setattr(CDataHook, "retry_policy", RetryPolicy(backoff_base=0.01, backoff_max=0.05))
+    hook = CDataHook()
+    yield hook
+    hook.close()
+
+
+@pytest.fixture
+def airflow_conn(cdata: CData, monkeypatch: pytest.MonkeyPatch) -> CData:
+    """``cdata_default`` points at the ``cdata`` emulator (quick retries), for DAG runs and triggers."""
+    from airflow_provider_cdata.hooks import CDataHook, RetryPolicy
+
+    connection = cdata_connection(cdata, max_retries=2, timeout=5)
+    monkeypatch.setenv("AIRFLOW_CONN_CDATA_DEFAULT", json.dumps(connection))
+    monkeypatch.setattr(CDataHook, "retry_policy", RetryPolicy(backoff_base=0.01, backoff_max=0.05))
+    return cdata

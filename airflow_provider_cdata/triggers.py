@@ -1,0 +1,117 @@
+"""ConnectionTrigger: the deferrable ConnectionSensor's wait, run in the triggerer.
+
+It polls List Connections through the hook's async calls, sleeps ``poke_interval`` between polls,
+keeps going through transient failures (429, 5xx, network) with backoff, and ends at the deadline.
+It is rebuilt in another process from :meth:`serialize`, so its kwargs are plain values only, and it
+imports the hook lazily (the triggerer imports this module by its classpath).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_cdata import DEFAULT_CONN_ID
+from airflow_provider_cdata.criteria import ConnectionCriteria
+from airflow_provider_cdata.exceptions import CDataAPIError, CDataError
+
+# Longest pause between polls while CData keeps failing (the hook has already retried each poll).
+MAX_ERROR_BACKOFF_SECONDS = 300.0
+
+
+class ConnectionTrigger(BaseTrigger):
+    """Fire once a connection matching ``criteria`` is listed, or the deadline passes, or an error
+    that waiting cannot fix occurs. Events: ``{"status": "success" | "timeout" | "error",
+    "connection": dict | None, "message": str}``."""
+
+    def __init__(
+        self,
+        criteria: dict[str, Any],
+        poke_interval: float = 30.0,
+        deadline: float | None = None,
+        cdata_conn_id: str = DEFAULT_CONN_ID,
+        account_id: str | None = None,
+    ) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]  # Airflow leaves it unannotated
+        self.criteria = dict(criteria)
+        self.poke_interval = float(poke_interval)
+        self.deadline = deadline
+        self.cdata_conn_id = cdata_conn_id
+        self.account_id = account_id
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "criteria": self.criteria,
+                "poke_interval": self.poke_interval,
+                "deadline": self.deadline,
+                "cdata_conn_id": self.cdata_conn_id,
+                "account_id": self.account_id,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        from airflow_provider_cdata.hooks import CDataHook
+
+        try:
+            criteria = ConnectionCriteria.from_dict(self.criteria)
+        except CDataError as exc:
+            yield _event("error", f"Invalid criteria: {exc}")
+            return
+        hook = CDataHook(cdata_conn_id=self.cdata_conn_id, account_id=self.account_id)
+        try:
+            async for event in self._poll(hook, criteria):
+                yield event
+                return
+        finally:
+            await hook.aclose()
+
+    async def _poll(self, hook: Any, criteria: ConnectionCriteria) -> AsyncIterator[TriggerEvent]:
+        failures = 0
+        self.log.info("Waiting for a connection matching %s", criteria.describe())
+        while True:
+            pause = self.poke_interval
+            try:
+                connections = await hook.alist_connections(
+                    account_id=self.account_id,
+                    data_source=criteria.data_source,
+                    external_id=criteria.external_id,
+                )
+            except CDataAPIError as exc:
+                # Worth waiting out: no answer (network, timeout), 429 or 5xx; not a 4xx or a bad certificate.
+                if not exc.retryable:
+                    yield _event("error", str(exc))
+                    return
+                failures += 1
+                pause = min(
+                    self.poke_interval * 2 ** (failures - 1),
+                    max(self.poke_interval, MAX_ERROR_BACKOFF_SECONDS),
+                )
+                self.log.warning("Polling CData failed (%s); trying again in %.0f s", exc, pause)
+            except CDataError as exc:
+                yield _event("error", str(exc))
+                return
+            else:
+                failures = 0
+                match = criteria.first_match(connections)
+                if match is not None:
+                    yield _event(
+                        "success", f"Connection {match.get('id')} matches {criteria.describe()}", match
+                    )
+                    return
+            remaining = None if self.deadline is None else self.deadline - time.time()
+            if remaining is not None and remaining <= 0:
+                yield _event(
+                    "timeout", f"No connection matching {criteria.describe()} appeared before the timeout"
+                )
+                return
+            await asyncio.sleep(pause if remaining is None else min(pause, remaining))
+
+
+def _event(status: str, message: str, connection: dict[str, Any] | None = None) -> TriggerEvent:
+    return TriggerEvent({"status": status, "connection": connection, "message": message})  # type: ignore[no-untyped-call]
