@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import random
 import re
 import secrets
 import shutil
@@ -85,11 +86,31 @@ class StackError(RuntimeError):
     """The stack did not come up; the message holds the tail of each service's log."""
 
 
+def _ephemeral_ports() -> range:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+    except (OSError, ValueError):
+        low, high = "32768", "60999"
+    return range(int(low), int(high) + 1)
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A free loopback port below the kernel's ephemeral range.
+
+    The api-server binds it some 20 s after it is picked. A port from the ephemeral range (what binding
+    port 0 returns) may meanwhile become the local port of any outgoing connection on the machine, and
+    the api-server would fail with "address in use"; ports below that range are only ever taken on purpose.
+    """
+    ephemeral = _ephemeral_ports()
+    candidates = [port for port in range(20000, 32000) if port not in ephemeral]
+    for port in random.sample(candidates, 50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise StackError("no free loopback port between 20000 and 32000")
 
 
 def cdata_connection_env(
@@ -117,6 +138,7 @@ def airflow_environment(home: Path, dags_folder: Path, api_port: int) -> dict[st
             # The repo root, so DAG files and the triggerer can import test helpers (tests.e2e.*).
             "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")])),
             "NO_PROXY": "127.0.0.1,localhost",
+            "no_proxy": "127.0.0.1,localhost",
             "AIRFLOW_HOME": str(home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(home / "plugins"),
@@ -280,9 +302,15 @@ class AirflowStack:
         return (self.processes.log_dir / f"{name}.log").read_text(errors="replace")
 
     # -- teardown ---------------------------------------------------------------------------------
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL by PID; raises LeftBehindError if any process of the stack survived."""
-        self.processes.stop()
+    def stop(self, grace: float = 5.0) -> None:
+        """SIGTERM, then SIGKILL by PID; raises LeftBehindError if any process of the stack survived.
+
+        The grace is short on purpose: the scheduler and dag-processor exit in 1-3 s, but the triggerer
+        waits 10 s for its runner and the api-server ~5 s for uvicorn; this throwaway database needs no
+        orderly goodbye.
+        """
+        self.api.session.close()  # an open keep-alive connection holds up uvicorn's shutdown
+        self.processes.stop(grace)
 
     def keep_logs(self, destination: Path) -> None:
         """Copy the services' output and the task logs (a CI artefact)."""
