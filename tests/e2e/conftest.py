@@ -1,7 +1,8 @@
 """Fixtures of the end-to-end suite: real Airflow services, the emulator, a headless Chromium.
 
 A test module picks its DAGs by overriding ``airflow_dags_folder`` (default: ``dags_examples/``) and, if
-it needs more, ``airflow_env`` (default: ``AIRFLOW_CONN_CDATA_DEFAULT`` for this module's emulator).
+it needs more, ``airflow_env`` (default: ``AIRFLOW_CONN_CDATA_DEFAULT`` for this module's emulator) and
+``airflow_expected_dags``.
 ``airflow_stack`` then starts one set of services per module and stops it after the module's last test.
 """
 
@@ -51,17 +52,30 @@ def airflow_env(e2e_cdata: CData) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
+def airflow_expected_dags() -> tuple[str, ...]:
+    """DAG ids to wait for; empty: wait until every DAG file of the folder is parsed."""
+    return ()
+
+
+@pytest.fixture(scope="module")
 def airflow_stack(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
     airflow_dags_folder: Path,
     airflow_env: dict[str, str],
+    airflow_expected_dags: tuple[str, ...],
     e2e_cdata: CData,
     artifacts_dir: Path,
 ) -> Iterator[AirflowStack]:
     """Scheduler, dag-processor, triggerer and api-server for this module; stopped (and checked) after it."""
     home = tmp_path_factory.mktemp("airflow-home")
-    stack = AirflowStack.start(home, airflow_dags_folder, env=airflow_env, emulator_url=e2e_cdata.base_url)
+    stack = AirflowStack.start(
+        home,
+        airflow_dags_folder,
+        env=airflow_env,
+        emulator_url=e2e_cdata.base_url,
+        expect_dags=airflow_expected_dags,
+    )
     print(f"Airflow up in {stack.timings['parsed']:.1f} s ({stack.timings})")
     try:
         yield stack
