@@ -81,8 +81,10 @@ def _cdata_connection_type() -> dict[str, Any]:
             },
             "token_lifetime": {
                 "label": "Token lifetime (s)",
-                "description": "Seconds each minted JWT is valid.",
-                "schema": {"type": ["integer", "null"], "default": 300, "minimum": 30, "maximum": 3600},
+                "description": "Seconds each minted JWT is valid; empty means 300.",
+                # No schema default: Airflow hides the value of any field whose name contains "token", so
+                # a default would reach the form as "***" and be saved as the lifetime.
+                "schema": {"type": ["integer", "null"], "minimum": 30, "maximum": 3600},
             },
             "timeout": {
                 "label": "Timeout (s)",

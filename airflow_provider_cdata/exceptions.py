@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.exceptions import AirflowException
+try:  # where Airflow 3.1+ defines it; airflow.exceptions re-exports it
+    from airflow.sdk.exceptions import AirflowException
+except ImportError:  # pragma: no cover - Airflow 3.0
+    from airflow.exceptions import AirflowException  # type: ignore[attr-defined]
 
 
-class CDataError(AirflowException):  # type: ignore[misc]
+class CDataError(AirflowException):
     """Base class of every error this provider raises."""
 
 
@@ -52,6 +55,10 @@ class CDataAPIError(CDataError):
     ``message`` is CData's own message (or a short snippet of a non-JSON body), ``attempts`` is how
     many HTTP requests the call made, retries and the re-sent request after a 401 included.
     """
+
+    # AirflowException.status_code is the HTTP status Airflow's own API would answer with; here it is
+    # the status CData answered (None: no answer), as callers of this provider expect.
+    status_code: int | None  # type: ignore[assignment]
 
     def __init__(
         self,

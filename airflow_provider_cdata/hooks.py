@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import http
+import importlib
 import ipaddress
 import json
 import logging
@@ -31,7 +32,7 @@ import ssl
 import threading
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final, NamedTuple
@@ -64,28 +65,41 @@ from airflow_provider_cdata.validation import (
     validate_uuid,
 )
 
-try:  # Airflow 3: hooks come from the Task SDK
+try:  # Airflow 3.1+: hooks come from the Task SDK
     from airflow.sdk import BaseHook
-except ImportError:  # pragma: no cover - older 3.0 layouts
-    from airflow.hooks.base import BaseHook
-
-try:
-    from airflow.sdk.log import mask_secret
 except ImportError:  # pragma: no cover - Airflow 3.0
-    try:
-        from airflow.sdk.execution_time.secrets_masker import mask_secret
-    except ImportError:
-        from airflow.utils.log.secrets_masker import mask_secret
+    from airflow.hooks.base import BaseHook  # type: ignore[attr-defined,no-redef]
 
 try:
-    from airflow.sdk.log import amask_secret
-except ImportError:  # pragma: no cover - before Airflow 3.2 there is only the sync call
-    amask_secret = None
-
-try:
-    from airflow.exceptions import AirflowNotFoundException
-except ImportError:  # pragma: no cover
     from airflow.sdk.exceptions import AirflowNotFoundException
+except ImportError:  # pragma: no cover - Airflow 3.0
+    from airflow.exceptions import AirflowNotFoundException  # type: ignore[attr-defined]
+
+
+def _find_mask_secret() -> Callable[[str], None]:
+    """Airflow's ``mask_secret``, wherever this Airflow 3.x keeps it."""
+    for module in (
+        "airflow.sdk.log",
+        "airflow.sdk.execution_time.secrets_masker",
+        "airflow.utils.log.secrets_masker",
+    ):
+        try:
+            found: Callable[[str], None] = importlib.import_module(module).mask_secret
+        except (ImportError, AttributeError):
+            continue
+        return found
+    raise ImportError("Airflow's mask_secret was not found")  # pragma: no cover
+
+
+mask_secret = _find_mask_secret()
+# Async variant (3.2+): in a trigger it tells the supervisor without blocking the event loop.
+amask_secret: Callable[[str], Awaitable[None]] | None = getattr(
+    importlib.import_module("airflow.sdk.log"), "amask_secret", None
+)
+
+# A stdlib logger, not self.log: Airflow routes stdlib records into task and triggerer logs (through its
+# secrets masker), and they honour the usual logging levels, so DEBUG request lines can be switched on.
+log = logging.getLogger(__name__)
 
 DEFAULT_TOKEN_LIFETIME = 300
 DEFAULT_TIMEOUT = 30.0
@@ -332,9 +346,13 @@ def _json_or_none(content: bytes) -> Any:
         return None
 
 
-def _error_message(answer: _Answer) -> str:
-    """CData's message from a JSON error body, or a short snippet of any other body."""
-    body = _json_or_none(answer.content) if answer.content else None
+def _error_message(answer: _Answer, secrets: list[str]) -> str:
+    """CData's message from a JSON error body, or a short snippet of any other body.
+
+    Tokens are scrubbed from the whole body first, so a cut snippet cannot keep part of one.
+    """
+    text = _scrub(answer.content.decode("utf-8", errors="replace"), secrets)
+    body = _json_or_none(text.encode()) if text else None
     if isinstance(body, dict):
         error = body.get("error")
         candidates = [
@@ -348,7 +366,6 @@ def _error_message(answer: _Answer) -> str:
             if isinstance(candidate, str) and candidate.strip():
                 return _snippet(candidate)
         return _snippet(json.dumps(body))
-    text = answer.content.decode("utf-8", errors="replace")
     if text.strip():
         return _snippet(text)
     try:
@@ -376,7 +393,7 @@ def _retry_after_seconds(value: str | None) -> float | None:
 def _raise_for_status(call: _Call, answer: _Answer, state: _CallState) -> None:
     if 200 <= answer.status < 300:
         return
-    message = _scrub(_error_message(answer), state.tokens)
+    message = _error_message(answer, state.tokens)
     error = CDataAPIError(call.method, call.path, answer.status, message, answer.attempts)
     error.retry_after = _retry_after_seconds(answer.headers.get("retry-after"))
     raise error
@@ -393,7 +410,7 @@ def _network_error(call: _Call, exc: BaseException, state: _CallState) -> CDataA
         kind = "connection closed or answer cut short"
     else:
         kind = "connection error"
-    detail = _scrub(_snippet(str(exc)), state.tokens) or type(exc).__name__
+    detail = _snippet(_scrub(str(exc), state.tokens)) or type(exc).__name__
     error = CDataAPIError(call.method, call.path, None, f"{kind}: {detail}", state.requests)
     # A certificate that does not verify will not verify on the next try either.
     error.retryable = not tls
@@ -586,7 +603,7 @@ async def _amask(secret: str) -> None:
 
 
 # -- the hook -----------------------------------------------------------------------------------------
-class CDataHook(BaseHook):  # type: ignore[misc]
+class CDataHook(BaseHook):
     """Talk to the Powered by CData Connection Management API with an Airflow connection of type ``cdata``.
 
     :param cdata_conn_id: the Airflow connection id (default ``cdata_default``)
@@ -612,6 +629,7 @@ class CDataHook(BaseHook):  # type: ignore[misc]
         self._minter: TokenMinter | None = None
         self._session: requests.Session | None = None
         self._async_client: httpx.AsyncClient | None = None
+        self._async_loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
 
     # -- public sync API ---------------------------------------------------------------------------
     def create_connection(
@@ -716,8 +734,11 @@ class CDataHook(BaseHook):  # type: ignore[misc]
 
     async def aclose(self) -> None:
         """Stop using the shared async client (the last hook on this loop closes it)."""
+        loop = asyncio.get_running_loop()
         client, self._async_client = self._async_client, None
-        if client is not None and self._settings is not None:
+        owner, self._async_loop = self._async_loop, None
+        # A client from a loop that is gone is not released here: its loop's entry went with the loop.
+        if client is not None and self._settings is not None and owner is not None and owner() is loop:
             await _async_clients.release(self._settings.api_url, client)
 
     # -- introspection for tests and benchmarks ----------------------------------------------------
@@ -806,7 +827,7 @@ class CDataHook(BaseHook):  # type: ignore[misc]
         settings = self._ready()
         retries = settings.max_retries if max_retries is None else max_retries
         state = _CallState()
-        for attempt in self.retry_policy.retrying(retries, self.log):
+        for attempt in self.retry_policy.retrying(retries, log):
             with attempt:
                 answer = self._attempt(call, state, remint)
         return answer
@@ -863,7 +884,7 @@ class CDataHook(BaseHook):  # type: ignore[misc]
 
     def _log_request(self, call: _Call, outcome: object, started: float, state: _CallState) -> None:
         # Method, route, outcome, time and attempt only: never headers, tokens or full URLs.
-        self.log.debug(
+        log.debug(
             "CData API %s %s -> %s in %.1f ms (attempt %d)",
             call.method,
             call.path,
@@ -882,7 +903,7 @@ class CDataHook(BaseHook):  # type: ignore[misc]
         settings = await self._aready()
         retries = settings.max_retries if max_retries is None else max_retries
         state = _CallState()
-        async for attempt in self.retry_policy.async_retrying(retries, self.log):
+        async for attempt in self.retry_policy.async_retrying(retries, log):
             with attempt:
                 answer = await self._aattempt(call, state, remint)
         return answer
@@ -903,8 +924,16 @@ class CDataHook(BaseHook):  # type: ignore[misc]
         return minted.token
 
     def _ahttp(self, api_url: str) -> httpx.AsyncClient:
-        if self._async_client is None or self._async_client.is_closed:
+        loop = asyncio.get_running_loop()
+        if (
+            self._async_client is None
+            or self._async_client.is_closed
+            or self._async_loop is None
+            or self._async_loop() is not loop
+        ):
+            # First use, or this hook moved to another event loop (a client cannot outlive its loop).
             self._async_client = _async_clients.acquire(api_url)
+            self._async_loop = weakref.ref(loop)
         return self._async_client
 
     async def _asend(self, call: _Call, token: str, state: _CallState) -> _Answer:

@@ -1,0 +1,172 @@
+"""The connection type `cdata` as Airflow itself sees it: provider info, the CLI and the UI's hook_meta."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import jsonschema  # type: ignore[import-untyped]
+import pytest
+
+from airflow_provider_cdata import get_provider_info
+from airflow_provider_cdata.hooks import (
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
+    DEFAULT_TOKEN_LIFETIME,
+    MAX_RETRIES_LIMIT,
+    TOKEN_LIFETIME_RANGE,
+    CDataHook,
+)
+
+EXTRAS = ["account_id", "private_key_path", "token_lifetime", "timeout", "max_retries", "allow_insecure_http"]
+
+
+def cdata_type() -> dict[str, Any]:
+    (entry,) = [c for c in get_provider_info()["connection-types"] if c["connection-type"] == "cdata"]
+    return dict(entry)
+
+
+def airflow_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env.update(
+        AIRFLOW_HOME=str(tmp_path / "airflow-home"),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__CORE__AUTH_MANAGER=(
+            "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+        ),
+        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="True",
+    )
+    return env
+
+
+def test_provider_info_passes_airflows_own_schema() -> None:
+    import airflow
+
+    schema = json.loads((Path(airflow.__file__).parent / "provider_info.schema.json").read_text())
+    jsonschema.validate(get_provider_info(), schema)
+
+
+def test_connection_type_points_at_the_hook() -> None:
+    entry = cdata_type()
+    assert entry["hook-class-name"] == f"{CDataHook.__module__}.{CDataHook.__qualname__}"
+    assert entry["hook-name"] == CDataHook.hook_name
+    assert CDataHook.conn_type == "cdata"
+    assert CDataHook.default_conn_name == "cdata_default"
+
+
+def test_form_relabels_hides_and_declares_every_extra_the_hook_reads() -> None:
+    entry = cdata_type()
+    behaviour = entry["ui-field-behaviour"]
+    assert set(behaviour["hidden-fields"]) == {"schema", "port"}
+    assert behaviour["relabeling"] == {
+        "host": "API URL",
+        "login": "Parent account ID",
+        "password": "Private key (PEM)",
+    }
+    assert behaviour["placeholders"]["host"] == "https://cloud.cdata.com/api"
+    assert list(entry["conn-fields"]) == EXTRAS
+
+
+def test_declared_defaults_and_bounds_are_the_hooks() -> None:
+    fields = {name: spec["schema"] for name, spec in cdata_type()["conn-fields"].items()}
+    assert fields["timeout"]["default"] == DEFAULT_TIMEOUT
+    assert fields["max_retries"]["default"] == DEFAULT_MAX_RETRIES
+    assert (fields["max_retries"]["minimum"], fields["max_retries"]["maximum"]) == (0, MAX_RETRIES_LIMIT)
+    assert fields["allow_insecure_http"]["default"] is False
+    assert (fields["token_lifetime"]["minimum"], fields["token_lifetime"]["maximum"]) == TOKEN_LIFETIME_RANGE
+    # Airflow masks values of fields named like "token": the default lives in the description instead.
+    assert "default" not in fields["token_lifetime"]
+    assert str(DEFAULT_TOKEN_LIFETIME) in cdata_type()["conn-fields"]["token_lifetime"]["description"]
+
+
+def test_airflow_providers_hooks_lists_cdata(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow", "providers", "hooks", "--output", "json"],
+        env=airflow_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=True,
+    )
+    hooks = json.loads(result.stdout)
+    (cdata,) = [h for h in hooks if h["connection_type"] == "cdata"]
+    assert cdata == {
+        "connection_type": "cdata",
+        "class": "airflow_provider_cdata.hooks.CDataHook",
+        "conn_id_attribute_name": "cdata_conn_id",
+        "package_name": "airflow-provider-cdata",
+        "hook_name": "Powered by CData",
+    }
+
+
+HOOK_META = textwrap.dedent(
+    """
+    import json
+    from fastapi.testclient import TestClient
+    from airflow.api_fastapi.app import create_app
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+    from airflow.api_fastapi.core_api.security import get_user
+
+    app = create_app("core")
+    # The simple auth manager with every user an admin; the user is given directly so no metadata
+    # database is needed to check a token.
+    app.dependency_overrides[get_user] = lambda: SimpleAuthManagerUser(username="admin", role="admin")
+    with TestClient(app) as client:
+        answer = client.get("/ui/connections/hook_meta")
+    print("RESULT=" + json.dumps({"status": answer.status_code, "body": answer.json()}))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def hook_meta(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    result = subprocess.run(
+        [sys.executable, "-c", HOOK_META],
+        env=airflow_env(tmp_path_factory.mktemp("hook-meta")),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    (line,) = [line for line in result.stdout.splitlines() if line.startswith("RESULT=")]
+    answer = json.loads(line.removeprefix("RESULT="))
+    assert answer["status"] == 200
+    (cdata,) = [item for item in answer["body"] if item["connection_type"] == "cdata"]
+    return dict(cdata)
+
+
+def test_airflow_ui_hook_meta_carries_the_standard_fields(hook_meta: dict[str, Any]) -> None:
+    assert hook_meta["hook_class_name"] == "airflow_provider_cdata.hooks.CDataHook"
+    assert hook_meta["hook_name"] == "Powered by CData"
+    standard = hook_meta["standard_fields"]
+    assert standard["host"] == {
+        "hidden": False,
+        "title": "API URL",
+        "placeholder": "https://cloud.cdata.com/api",
+    }
+    assert standard["login"]["title"] == "Parent account ID"
+    assert standard["password"]["title"] == "Private key (PEM)"
+    assert standard["port"]["hidden"] is True
+    assert standard["url_schema"]["hidden"] is True
+
+
+def test_airflow_ui_hook_meta_carries_the_extra_fields_with_usable_defaults(
+    hook_meta: dict[str, Any],
+) -> None:
+    extra = hook_meta["extra_fields"]
+    assert list(extra) == EXTRAS
+    assert extra["account_id"]["schema"]["title"] == "Child account ID"
+    assert extra["token_lifetime"]["schema"]["type"] == ["integer", "null"]
+    assert {name: spec["value"] for name, spec in extra.items()} == {
+        "account_id": None,
+        "private_key_path": None,
+        "token_lifetime": None,  # not "***": a masked default would be saved into new connections
+        "timeout": DEFAULT_TIMEOUT,
+        "max_retries": DEFAULT_MAX_RETRIES,
+        "allow_insecure_http": False,
+    }
