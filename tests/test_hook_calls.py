@@ -698,3 +698,59 @@ def test_a_hook_moved_to_a_new_event_loop_gets_a_new_client(cdata_hook_env: CDat
     second = asyncio.run(list_without_closing(cdata_hook_env))
     assert second is not first
     assert cdata.emulator.counters.count("list", 200) == 2
+
+
+def test_async_calls_never_read_the_connection_the_blocking_way(
+    cdata_hook_env: CDataHook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def blocking(*_: Any) -> Any:
+        raise AssertionError("the sync get_connection was called from async code")
+
+    monkeypatch.setattr(CDataHook, "get_connection", classmethod(blocking))
+
+    async def list_and_close() -> Any:
+        try:
+            return await cdata_hook_env.alist_connections()
+        finally:
+            await cdata_hook_env.aclose()
+
+    assert asyncio.run(list_and_close()) == []
+
+
+# -- the policy's arithmetic ---------------------------------------------------------------------------------
+def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:
+    policy = RetryPolicy(backoff_base=1.0, backoff_max=5.0)
+    for retry, step in [(1, 1.0), (2, 2.0), (3, 4.0), (4, 5.0), (9, 5.0)]:
+        waits = [policy.wait_seconds(None, retry) for _ in range(200)]
+        assert all(step / 2 <= wait <= step for wait in waits)
+        assert len(set(waits)) > 1, "jittered"
+
+
+def test_retry_after_wins_over_backoff_and_is_capped() -> None:
+    policy = RetryPolicy(backoff_base=1.0, retry_after_cap=60.0)
+    error = CDataAPIError("GET", "/x", 429, "slow down")
+    error.retry_after = 7.0
+    assert policy.wait_seconds(error, 1) == 7.0
+    error.retry_after = 3600.0
+    assert policy.wait_seconds(error, 1) == 60.0
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [("2", 2.0), ("0.5", 0.5), (" 3 ", 3.0), ("-3", 0.0), ("soon", None), ("", None)],
+)
+def test_retry_after_header_forms(header: str, seconds: float | None) -> None:
+    from airflow_provider_cdata.hooks import _retry_after_seconds
+
+    assert _retry_after_seconds(header) == seconds
+
+
+def test_retry_after_as_a_date() -> None:
+    from email.utils import formatdate
+
+    from airflow_provider_cdata.hooks import _retry_after_seconds
+
+    ahead = _retry_after_seconds(formatdate(time.time() + 30, usegmt=True))
+    assert ahead is not None
+    assert 28 <= ahead <= 30
+    assert _retry_after_seconds(formatdate(time.time() - 30, usegmt=True)) == 0.0
