@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta, timezone
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -225,18 +226,17 @@ def test_cli_demo_prints_a_working_airflow_connection_and_keeps_state(tmp_path: 
         assert requests.get(f"{base}{LIST}", headers=headers, timeout=TIMEOUT).json() == {"connections": []}
         requests.post(
             base.replace("/api", "/_emulator/connections"),
-            json={"accountId": connection["extra"]["account_id"], "name": "survivor"},
+            json={"accountId": connection["extra"]["account_id"], "name": "survivor", "ageDays": 100},
             timeout=TIMEOUT,
         ).raise_for_status()
     with cli("--demo", "--state", str(state)) as lines:
         again = json.loads(re.search(r"export AIRFLOW_CONN_CDATA_DEFAULT='(.*)'", "".join(lines)).group(1))  # type: ignore[union-attr]
         assert again["login"] == connection["login"], "the demo parent is kept in the state file"
         base = _base_of(lines)
-        names = [
-            c["name"]
-            for c in requests.get(f"{base}{LIST}", headers=headers, timeout=TIMEOUT).json()["connections"]
-        ]
-        assert names == ["survivor"]
+        listed = requests.get(f"{base}{LIST}", headers=headers, timeout=TIMEOUT).json()["connections"]
+        assert [c["name"] for c in listed] == ["survivor"]
+        modified = datetime.fromisoformat(listed[0]["lastModified"].replace("Z", "+00:00"))
+        assert datetime.now(timezone.utc) - modified > timedelta(days=99), "seeded 100 days old"
 
 
 def test_cli_refuses_a_bad_fault_spec() -> None:

@@ -340,6 +340,7 @@ def _admin_router(ctx: EmulatorContext) -> APIRouter:
     @router.post("/connections", name="admin")
     async def add_connection(request: Request) -> Response:
         spec = json.loads(await request.body())
+        age_days = float(spec.get("ageDays", 0))  # seed stale connections for demos
         try:
             connection = ctx.store.add_connection(
                 spec["accountId"],
@@ -347,6 +348,7 @@ def _admin_router(ctx: EmulatorContext) -> APIRouter:
                 name=spec.get("name"),
                 external_id=spec.get("externalId"),
                 status=spec.get("status", "Authenticated"),
+                last_modified=ctx.clock.now() - age_days * 86400,
             )
         except (KeyError, ConflictError) as exc:
             return error_response(400, str(exc))
