@@ -541,8 +541,8 @@ class RetryPolicy:
 class _SharedAsyncClients:
     """One ``httpx.AsyncClient`` per (event loop, API URL), shared by every hook on that loop.
 
-    500 triggers in one triggerer then share one connection pool. Clients are keyed by the loop object
-    in a weak map, so a closed and collected loop never hands its client to a new loop.
+    500 triggers in one triggerer then share one connection pool. Clients are keyed by the loop object,
+    so a client is never handed to another loop, and the entries of closed loops are dropped.
     """
 
     def __init__(self) -> None:
@@ -554,6 +554,10 @@ class _SharedAsyncClients:
     def acquire(self, api_url: str) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
         with self._lock:
+            # A client's open connections hold their loop, so a closed loop would never leave the weak
+            # map by itself: drop closed loops here (their clients cannot be used or closed any more).
+            for closed in [known for known in self._clients if known.is_closed()]:
+                del self._clients[closed]
             by_url = self._clients.setdefault(loop, {})
             client, users = by_url.get(api_url, (None, 0))
             if client is None or client.is_closed:
@@ -737,7 +741,7 @@ class CDataHook(BaseHook):
         loop = asyncio.get_running_loop()
         client, self._async_client = self._async_client, None
         owner, self._async_loop = self._async_loop, None
-        # A client from a loop that is gone is not released here: its loop's entry went with the loop.
+        # A client of another (closed) loop is not released here: acquire() drops that loop's entry.
         if client is not None and self._settings is not None and owner is not None and owner() is loop:
             await _async_clients.release(self._settings.api_url, client)
 

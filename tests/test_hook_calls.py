@@ -754,3 +754,19 @@ def test_retry_after_as_a_date() -> None:
     assert ahead is not None
     assert 28 <= ahead <= 30
     assert _retry_after_seconds(formatdate(time.time() - 30, usegmt=True)) == 0.0
+
+
+def test_closed_loops_do_not_keep_their_clients(cdata_hook_env: CDataHook) -> None:
+    from airflow_provider_cdata.hooks import _async_clients
+
+    async def list_without_closing() -> None:
+        await CDataHook().alist_connections()
+
+    for _ in range(3):
+        asyncio.run(list_without_closing())
+
+    async def count_loops() -> int:
+        await CDataHook().alist_connections()
+        return len(_async_clients._clients)
+
+    assert asyncio.run(count_loops()) == 1, "only the running loop's clients are kept"
