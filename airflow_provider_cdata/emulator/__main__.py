@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         flow_token_ttl=args.flow_token_ttl,
         seed=args.seed,
         public_url=args.public_url,
-        keep_log=False,
+        log_limit=10_000,  # /_emulator/log shows the latest requests; memory stays bounded
     )
     for rule in rules:
         emulator.ctx.faults.add(rule)

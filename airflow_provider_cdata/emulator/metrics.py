@@ -7,7 +7,7 @@ never the bearer token itself.
 from __future__ import annotations
 
 import threading
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,16 +41,16 @@ class RequestRecord:
 class Counters:
     """Requests per (route, status), TCP connections accepted, faults fired and peak concurrency."""
 
-    def __init__(self, keep_log: bool = True) -> None:
+    def __init__(self, log_limit: int | None = None) -> None:
+        """``log_limit``: keep only the latest requests in the log (a long-running CLI emulator)."""
         self._lock = threading.Lock()
-        self.keep_log = keep_log
         self.requests: Counter[tuple[str, int]] = Counter()
         self.faults: Counter[str] = Counter()
         self.connections_accepted = 0
         self.open_connections = 0
         self.in_flight: Counter[str] = Counter()
         self.max_in_flight: Counter[str] = Counter()
-        self.log: list[RequestRecord] = []
+        self.log: deque[RequestRecord] = deque(maxlen=log_limit)
 
     def reset(self) -> None:
         with self._lock:
@@ -81,8 +81,7 @@ class Counters:
             self.requests[(record.route, record.status)] += 1
             if record.fault:
                 self.faults[record.fault] += 1
-            if self.keep_log:
-                self.log.append(record)
+            self.log.append(record)
 
     def count(self, route: str | None = None, status: int | None = None) -> int:
         """How many requests reached ``route`` (all routes if ``None``), optionally with ``status``."""

@@ -62,7 +62,7 @@ class Emulator:
         flow_token_ttl: float = 180.0,
         seed: int | None = 0,
         public_url: str | None = None,
-        keep_log: bool = True,
+        log_limit: int | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -77,7 +77,7 @@ class Emulator:
             clock=clock,
             flow_tokens=flow_tokens,
             faults=FaultInjector(seed),
-            counters=Counters(keep_log=keep_log),
+            counters=Counters(log_limit=log_limit),
         )
         self.app = create_app(self.ctx, public_url=public_url)
         self._server: uvicorn.Server | None = None
