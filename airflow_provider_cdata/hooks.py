@@ -478,6 +478,17 @@ def _connect_url_tokens(url: str) -> list[str]:
     return [token for token in query.get("token", []) if token]
 
 
+def mask_connect_url(url: str) -> str:
+    """Register the token inside a connect URL with Airflow's secrets masker; return the URL unchanged.
+
+    The hook does this in the task that receives the URL. A task that gets the URL from XCom runs in
+    another process, whose masker has never seen the token: call this before logging or sending it.
+    """
+    for token in _connect_url_tokens(url):
+        mask_secret(token)
+    return url
+
+
 # -- the retry policy ---------------------------------------------------------------------------------
 def _is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, CDataAPIError) and exc.retryable
@@ -898,9 +909,7 @@ class CDataHook(BaseHook):
         )
 
     def _connect_url(self, url: str) -> str:
-        for token in _connect_url_tokens(url):
-            mask_secret(token)
-        return url
+        return mask_connect_url(url)
 
     # -- async transport ---------------------------------------------------------------------------
     async def _arequest(self, call: _Call, max_retries: int | None = None, remint: bool = True) -> _Answer:
