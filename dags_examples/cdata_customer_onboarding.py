@@ -1,0 +1,104 @@
+"""
+### Onboard a customer: connect link, wait for their connection, refresh it
+
+Trigger one run per customer, with params:
+
+| param | meaning |
+|---|---|
+| `account_id` | the customer's child account id (empty: the `cdata_default` connection's) |
+| `data_source` | the data source they connect, e.g. `Salesforce` |
+| `redirect_url` | where CData sends the customer's browser when they are done |
+| `connection_name` | optional name, prefilled on CData's page |
+
+What happens:
+1. `create_connect_link` asks CData for a connect link with an `external_id` unique to this run
+   (`onboarding-<run id>`). The link is the task's XCom `return_value`: your product's app reads it
+   (REST API: `.../taskInstances/create_connect_link/xcomEntries/return_value`) and sends the customer
+   there. The link's token is a short-lived credential (180 s at CData); it is masked in the logs.
+2. `hand_off_link` is where you would email or message the link; here it logs it, token masked.
+3. `wait_for_connection` is a deferrable `ConnectionSensor` on that `external_id`: it holds no
+   worker slot while the customer fills in CData's page (the triggerer polls), and returns the new
+   connection once it is listed and `Authenticated`. Times out after `ONBOARDING_TIMEOUT`.
+4. `refresh_metadata` clears the new connection's metadata cache; `report` logs and returns it.
+
+Poll interval: 30 s, or `CDATA_ONBOARDING_POKE_SECONDS` in the environment (the demo uses 1 s).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+from typing import Any
+
+from airflow.sdk import DAG, Param, task
+
+from airflow_provider_cdata.hooks import mask_connect_url
+from airflow_provider_cdata.operators import ClearMetadataOperator, CreateConnectionOperator
+from airflow_provider_cdata.sensors import ConnectionSensor
+
+POKE_SECONDS = float(os.environ.get("CDATA_ONBOARDING_POKE_SECONDS", "30"))
+ONBOARDING_TIMEOUT = timedelta(hours=2)
+EXTERNAL_ID = "onboarding-{{ run_id }}"
+ACCOUNT_ID = "{{ params.account_id or None }}"
+
+with DAG(
+    dag_id="cdata_customer_onboarding",
+    description="Send a customer a CData connect link, wait for their connection, refresh it",
+    schedule=None,
+    start_date=datetime(2024, 1, 1),
+    catchup=False,
+    tags=["cdata", "example"],
+    doc_md=__doc__,
+    render_template_as_native_obj=True,
+    params={
+        "account_id": Param(None, type=["null", "string"], description="Child account id"),
+        "data_source": Param("Salesforce", type="string", minLength=1),
+        "redirect_url": Param("https://app.example.com/cdata/connected", type="string", format="uri"),
+        "connection_name": Param(None, type=["null", "string"]),
+    },
+) as dag:
+    connect_link = CreateConnectionOperator(
+        task_id="create_connect_link",
+        account_id=ACCOUNT_ID,
+        data_source="{{ params.data_source }}",
+        redirect_url="{{ params.redirect_url }}",
+        connection_name="{{ params.connection_name }}",
+        external_id=EXTERNAL_ID,
+    )
+
+    @task
+    def hand_off_link(connect_url: str, **context: Any) -> None:
+        """Send the link to the customer (email, chat, your app). Its token never reaches a log."""
+        # This task runs in its own process: register the link's token with the secrets masker here too.
+        # Log through the task's logger, not print(): log records pass through Airflow's masker.
+        mask_connect_url(connect_url)
+        context["task"].log.info("Connect link for the customer (valid for a few minutes): %s", connect_url)
+
+    wait_for_connection = ConnectionSensor(
+        task_id="wait_for_connection",
+        account_id=ACCOUNT_ID,
+        external_id=EXTERNAL_ID,
+        deferrable=True,
+        poke_interval=POKE_SECONDS,
+        timeout=ONBOARDING_TIMEOUT,
+    )
+
+    refresh_metadata = ClearMetadataOperator(
+        task_id="refresh_metadata",
+        account_id=ACCOUNT_ID,
+        connection_id="{{ ti.xcom_pull(task_ids='wait_for_connection')['id'] }}",
+    )
+
+    @task
+    def report(connection: dict[str, Any], **context: Any) -> dict[str, Any]:
+        context["task"].log.info(
+            "Customer connected %s as %r (id %s, status %s)",
+            connection["dataSource"],
+            connection["name"],
+            connection["id"],
+            connection.get("status", "n/a"),
+        )
+        return connection
+
+    hand_off_link(connect_link.output) >> wait_for_connection >> refresh_metadata
+    refresh_metadata >> report(wait_for_connection.output)
