@@ -108,6 +108,7 @@ TOKEN_LIFETIME_RANGE = (30, 3600)
 MAX_RETRIES_LIMIT = 20
 MAX_TIMEOUT = 600.0
 SNIPPET_LENGTH = 200
+SESSION_POOL_SIZE = 32  # keep-alive connections one hook's session keeps per host
 USER_AGENT = f"airflow-provider-cdata/{__version__}"
 
 
@@ -610,6 +611,19 @@ def _new_async_client() -> httpx.AsyncClient:
 _async_clients = _SharedAsyncClients()
 
 
+def _new_session() -> requests.Session:
+    session = requests.Session()
+    # Room for ClearMetadataOperator's threads: beyond the pool size urllib3 would open and discard a
+    # new connection per call.
+    adapter = requests.adapters.HTTPAdapter(pool_maxsize=SESSION_POOL_SIZE)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    session.headers.update(
+        {"User-Agent": f"{USER_AGENT} python-requests/{requests.__version__}", "Accept": "application/json"}
+    )
+    return session
+
+
 async def _amask(secret: str) -> None:
     if amask_secret is not None:
         await amask_secret(secret)
@@ -645,6 +659,8 @@ class CDataHook(BaseHook):
         self._session: requests.Session | None = None
         self._async_client: httpx.AsyncClient | None = None
         self._async_loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
+        # ClearMetadataOperator calls one hook from several threads: one connection read, one session.
+        self._init_lock = threading.Lock()
 
     # -- public sync API ---------------------------------------------------------------------------
     def create_connection(
@@ -770,8 +786,10 @@ class CDataHook(BaseHook):
     # -- reading the connection and the key --------------------------------------------------------
     def _ready(self) -> ConnectionSettings:
         if self._settings is None:
-            settings = settings_from_connection(self._get_airflow_connection())
-            self._install(settings, _load_key(settings))
+            with self._init_lock:
+                if self._settings is None:
+                    settings = settings_from_connection(self._get_airflow_connection())
+                    self._install(settings, _load_key(settings))
         assert self._settings is not None
         return self._settings
 
@@ -866,14 +884,9 @@ class CDataHook(BaseHook):
 
     def _http(self) -> requests.Session:
         if self._session is None:
-            session = requests.Session()
-            session.headers.update(
-                {
-                    "User-Agent": f"{USER_AGENT} python-requests/{requests.__version__}",
-                    "Accept": "application/json",
-                }
-            )
-            self._session = session
+            with self._init_lock:  # threads racing here would each make a session, and connections
+                if self._session is None:
+                    self._session = _new_session()
         return self._session
 
     def _send(self, call: _Call, token: str, state: _CallState) -> _Answer:

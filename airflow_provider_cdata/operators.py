@@ -25,6 +25,11 @@ if TYPE_CHECKING:
     from airflow_provider_cdata.hooks import CDataHook
 
 
+# The hook's session keeps this many keep-alive connections (hooks.SESSION_POOL_SIZE); more threads
+# would open and drop a connection per call.
+MAX_CONCURRENCY = 32
+
+
 class _CDataOperator(BaseOperator):
     """What every CData operator has: the Airflow connection, the child account, and the hook."""
 
@@ -282,8 +287,14 @@ class ClearMetadataOperator(_CDataOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if not isinstance(max_concurrency, int) or isinstance(max_concurrency, bool) or max_concurrency < 1:
-            raise CDataValidationError("max_concurrency", "max_concurrency must be an integer of at least 1")
+        if (
+            not isinstance(max_concurrency, int)
+            or isinstance(max_concurrency, bool)
+            or not 1 <= max_concurrency <= MAX_CONCURRENCY
+        ):
+            raise CDataValidationError(
+                "max_concurrency", f"max_concurrency must be an integer from 1 to {MAX_CONCURRENCY}"
+            )
         self.connection_id = connection_id
         self.connection_ids = connection_ids
         self.data_source = data_source

@@ -205,6 +205,7 @@ def test_clear_metadata_never_exceeds_max_concurrency(airflow_conn: CData) -> No
     assert airflow_conn.emulator.counters.max_in_flight["clear_metadata"] == 3, (
         "works in parallel, never beyond 3"
     )
+    assert airflow_conn.emulator.counters.connections_accepted <= 3, "the threads share keep-alive connections"
 
 
 def test_one_failed_clear_does_not_stop_the_others(airflow_conn: CData) -> None:
@@ -234,6 +235,7 @@ def test_clear_metadata_mapped_over_child_accounts(airflow_conn: CData) -> None:
     ("factory", "field"),
     [
         (lambda: _clear(max_concurrency=0), "max_concurrency"),
+        (lambda: _clear(max_concurrency=33), "max_concurrency"),
         (lambda: _delete(connection_id=UNKNOWN_ID, max_deletions=-1), "max_deletions"),
         (lambda: _delete(connection_id=None), "connection_id"),
     ],
