@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,33 +19,12 @@ import pytest
 import requests
 
 from airflow_provider_cdata.emulator import Emulator
+from tests.emulator_cli import emulator_cli as cli
 
 TIMEOUT = 10
 LIST = "/poweredby/connection/list"
 PARENT_ID = "decafbad-0000-4000-8000-000000000001"
 ACCOUNT_ID = "decafbad-0000-4000-8000-000000000002"
-
-
-@contextmanager
-def cli(*args: str) -> Iterator[str]:
-    """Run the emulator CLI on a free port until it says it is serving; yield what it printed."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_cdata.emulator", "--port", "0", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: list[str] = []
-    try:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.append(line)
-            if "serving" in line:
-                break
-        yield "".join(lines)
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=20)
 
 
 def demo_args(state: Path, key_file: Path) -> list[str]:

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -20,6 +17,7 @@ import requests
 
 from airflow_provider_cdata.emulator import Emulator, FaultRule, complete_flow, parse_fault_spec
 from tests.conftest import CData
+from tests.emulator_cli import emulator_cli, served_api_url
 
 TIMEOUT = 10
 LIST = "/poweredby/connection/list"
@@ -172,44 +170,16 @@ def test_state_survives_a_restart_in_process(tmp_path: Path, keys: Any) -> None:
         assert [c["id"] for c in get(cdata).json()["connections"]] == [kept["id"]]
 
 
-@contextmanager
-def cli(*args: str) -> Iterator[list[str]]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_cdata.emulator", "--port", "0", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: list[str] = []
-    try:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.append(line)
-            if "serving" in line:
-                break
-        yield lines
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=20)
-
-
-def _base_of(lines: list[str]) -> str:
-    match = re.search(r"serving (http://\S+/api)", "".join(lines))
-    assert match, lines
-    return match.group(1)
-
-
 def test_cli_demo_prints_a_working_airflow_connection_and_keeps_state(tmp_path: Path) -> None:
     state, env_file = tmp_path / "state.json", tmp_path / "demo.env"
-    with cli("--demo", "--state", str(state), "--demo-env-file", str(env_file)) as lines:
-        output = "".join(lines)
+    with emulator_cli("--demo", "--state", str(state), "--demo-env-file", str(env_file)) as output:
         match = re.search(r"export AIRFLOW_CONN_CDATA_DEFAULT='(.*)'", output)
         assert match, output
         connection = json.loads(match.group(1))
         assert connection["conn_type"] == "cdata"
         assert env_file.read_text().strip() == match.group(0)
         assert oct(env_file.stat().st_mode & 0o777) == "0o600"
-        base = _base_of(lines)
+        base = served_api_url(output)
         now = int(time.time())
         token = jwt.encode(
             {
@@ -229,10 +199,10 @@ def test_cli_demo_prints_a_working_airflow_connection_and_keeps_state(tmp_path: 
             json={"accountId": connection["extra"]["account_id"], "name": "survivor", "ageDays": 100},
             timeout=TIMEOUT,
         ).raise_for_status()
-    with cli("--demo", "--state", str(state)) as lines:
-        again = json.loads(re.search(r"export AIRFLOW_CONN_CDATA_DEFAULT='(.*)'", "".join(lines)).group(1))  # type: ignore[union-attr]
+    with emulator_cli("--demo", "--state", str(state)) as output:
+        again = json.loads(re.search(r"export AIRFLOW_CONN_CDATA_DEFAULT='(.*)'", output).group(1))  # type: ignore[union-attr]
         assert again["login"] == connection["login"], "the demo parent is kept in the state file"
-        base = _base_of(lines)
+        base = served_api_url(output)
         listed = requests.get(f"{base}{LIST}", headers=headers, timeout=TIMEOUT).json()["connections"]
         assert [c["name"] for c in listed] == ["survivor"]
         modified = datetime.fromisoformat(listed[0]["lastModified"].replace("Z", "+00:00"))

@@ -205,7 +205,9 @@ def test_clear_metadata_never_exceeds_max_concurrency(airflow_conn: CData) -> No
     assert airflow_conn.emulator.counters.max_in_flight["clear_metadata"] == 3, (
         "works in parallel, never beyond 3"
     )
-    assert airflow_conn.emulator.counters.connections_accepted <= 3, "the threads share keep-alive connections"
+    assert airflow_conn.emulator.counters.connections_accepted <= 3, (
+        "the threads share keep-alive connections"
+    )
 
 
 def test_one_failed_clear_does_not_stop_the_others(airflow_conn: CData) -> None:
