@@ -26,6 +26,7 @@ import importlib
 import ipaddress
 import json
 import logging
+import os
 import random
 import re
 import ssl
@@ -611,8 +612,14 @@ def _new_async_client() -> httpx.AsyncClient:
 _async_clients = _SharedAsyncClients()
 
 
-def _new_session() -> requests.Session:
+def _new_session(api_url: str) -> requests.Session:
     session = requests.Session()
+    # What requests would read from the environment on every call (the proxy variables, scanned twice,
+    # and ~/.netrc: ~0.3 ms of a ~1.3 ms call on a 2-core box), read once for the one host this session
+    # talks to. Also: a ~/.netrc entry for that host can no longer replace the bearer token.
+    session.proxies = requests.utils.get_environ_proxies(api_url)
+    session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+    session.trust_env = False
     # Room for ClearMetadataOperator's threads: beyond the pool size urllib3 would open and discard a
     # new connection per call.
     adapter = requests.adapters.HTTPAdapter(pool_maxsize=SESSION_POOL_SIZE)
@@ -884,9 +891,10 @@ class CDataHook(BaseHook):
 
     def _http(self) -> requests.Session:
         if self._session is None:
+            api_url = self._ready().api_url  # before the lock: _ready() takes it too
             with self._init_lock:  # threads racing here would each make a session, and connections
                 if self._session is None:
-                    self._session = _new_session()
+                    self._session = _new_session(api_url)
         return self._session
 
     def _send(self, call: _Call, token: str, state: _CallState) -> _Answer:
