@@ -118,9 +118,15 @@ class AirflowAPI:
         pool: dict[str, Any] = self.get(f"/pools/{name}")
         return pool
 
-    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
+    def xcom(
+        self, dag_id: str, run_id: str, task_id: str, key: str = "return_value", map_index: int = -1
+    ) -> Any:
         path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}"
-        return self.get(path)["value"]
+        return self.get(path, map_index=map_index)["value"]
+
+    def set_variable(self, key: str, value: str) -> None:
+        """Create an Airflow Variable, as an operator would in the UI (the value is stored as given)."""
+        self.request("POST", "/variables", json={"key": key, "value": value})
 
     def task_log(
         self, dag_id: str, run_id: str, task_id: str, try_number: int = 1, map_index: int = -1

@@ -73,22 +73,21 @@ def route_outside_loopback(context: BrowserContext) -> list[str]:
     return stubbed
 
 
-def save_connect_page(
+def fill_and_save(
     page: Page,
-    connect_url: str,
     *,
     name: str = "Acme Salesforce",
     user: str = "ann@acme.example",
     api_key: str = "k-123",
     screenshot: Path | None = None,
 ) -> dict[str, str]:
-    """What the customer does: open the link, fill the form, click Save & Test, land on the redirect URL.
+    """What the customer does on the open connect page: fill the form, click Save & Test, land on the
+    redirect URL.
 
     Returns the query parameters of the page the browser lands on (the app's own and the appended
     ``cdata_connection_id``, ``cdata_connection_name``, ``cdata_connection_status``). ``screenshot``
     saves a PNG of the filled-in form.
     """
-    page.goto(connect_url)
     page.get_by_label("Connection name").fill(name)
     page.get_by_label("User").fill(user)
     page.get_by_label("API key").fill(api_key)

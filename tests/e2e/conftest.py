@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,13 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from airflow_provider_cdata.emulator import Emulator, KeyPair
 from tests.conftest import CData
 from tests.e2e.browser import launch_chromium, route_outside_loopback
-from tests.e2e.harness import ARTIFACTS, REPO_ROOT, AirflowStack, cdata_connection_env
+from tests.e2e.harness import (
+    ARTIFACTS,
+    REPO_ROOT,
+    AirflowStack,
+    BearerTokenRecorder,
+    cdata_connection_env,
+)
 from tests.e2e.processes import descendants
 
 
@@ -29,13 +36,33 @@ def artifacts_dir() -> Path:
     return ARTIFACTS
 
 
+@dataclass
+class E2ECData(CData):
+    """The e2e emulator; ``bearer_tokens`` holds every JWT the Airflow services sent it, verbatim."""
+
+    bearer_tokens: set[str]
+
+
 @pytest.fixture(scope="module")
-def e2e_cdata(keys: KeyPair) -> Iterator[CData]:
-    """An emulator in this pytest process, on 127.0.0.1, with one parent and one child account."""
-    with Emulator() as emulator:
+def e2e_cdata(keys: KeyPair) -> Iterator[E2ECData]:
+    """An emulator in this pytest process, on 127.0.0.1, with one parent and one child account.
+
+    Its app also records each bearer token it receives (here, not in the emulator package, which keeps
+    no token on purpose): the exact strings the secret scan of the task logs looks for.
+    """
+    tokens: set[str] = set()
+    emulator = Emulator()
+    emulator.app.add_middleware(BearerTokenRecorder, tokens=tokens)
+    with emulator:
         parent_id = emulator.register_parent(keys.public_pem)
         account_id = emulator.add_account(parent_id, external_id="e2e-customer")["id"]
-        yield CData(emulator=emulator, keys=keys, parent_id=parent_id, account_id=account_id)
+        yield E2ECData(
+            emulator=emulator,
+            keys=keys,
+            parent_id=parent_id,
+            account_id=account_id,
+            bearer_tokens=tokens,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +71,7 @@ def airflow_dags_folder() -> Path:
 
 
 @pytest.fixture(scope="module")
-def airflow_env(e2e_cdata: CData) -> dict[str, str]:
+def airflow_env(e2e_cdata: E2ECData) -> dict[str, str]:
     """Extra environment of the services: the ``cdata_default`` connection, pointing at the emulator."""
     return cdata_connection_env(
         e2e_cdata.base_url, e2e_cdata.parent_id, e2e_cdata.keys.private_pem, e2e_cdata.account_id
@@ -64,7 +91,7 @@ def airflow_stack(
     airflow_dags_folder: Path,
     airflow_env: dict[str, str],
     airflow_expected_dags: tuple[str, ...],
-    e2e_cdata: CData,
+    e2e_cdata: E2ECData,
     artifacts_dir: Path,
 ) -> Iterator[AirflowStack]:
     """Scheduler, dag-processor, triggerer and api-server for this module; stopped (and checked) after it."""
@@ -88,9 +115,14 @@ def airflow_stack(
         print(f"Airflow stopped in {time.monotonic() - stopping:.1f} s, no process left")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Headless Debian Chromium; the suite fails (not skips) when it is missing."""
+    """Headless Debian Chromium; the suite fails (not skips) when it is missing.
+
+    Per module, not per session: while Playwright's sync API is started, it marks its event loop as
+    running in this thread between calls, and every later test that calls ``asyncio.run()`` (dag.test()
+    running a trigger in line, say) fails with "cannot be called from a running event loop".
+    """
     driver = sync_playwright().start()
     try:
         try:

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tests.e2e.api import AirflowAPI
 from tests.e2e.processes import ProcessTree
@@ -72,14 +73,59 @@ SPEED_CONFIG = {
 }
 
 
-# A whole JWT: three base64url parts, the first one starting with `{"`. Airflow 3.3's log processors already
-# cut every value that starts with "eyJ" down to "eyJ***"; a match in fetched logs means that was bypassed.
-JWT = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]+")
+# Any random-looking base64url value: 40 or more characters of that alphabet, with an upper-case letter, a
+# lower-case letter and a digit among them. A JWT's signature is one (43 characters for HS256, 342 for
+# RS256 with a 2048-bit key). Airflow 3.3's log processor `redact_jwt` replaces each "eyJ[.\w-]*" run in a
+# string field (a whole JWT) with "eyJ***", but a signature on its own does not start with "eyJ" and
+# passes. What Airflow's task logs hold besides (snake_case names, UUIDs, run ids, ISO dates, paths)
+# never matches: they are short, lower-case, or broken up by "/", ":", "." or "+".
+OPAQUE_VALUE = re.compile(r"(?<![\w-])(?=[\w-]*[A-Z])(?=[\w-]*[a-z])(?=[\w-]*\d)[\w-]{40,}(?![\w-])")
 
 
 def pem_body_lines(pem: str) -> list[str]:
     """The base64 lines of a PEM key, the parts that must never show up in a log."""
     return [line for line in pem.splitlines() if line and not line.startswith("-----")]
+
+
+def jwt_signature(token: str) -> str:
+    """A JWT's third part: the one piece of it that Airflow's "eyJ" redaction cannot recognise."""
+    return token.rsplit(".", 1)[-1]
+
+
+def leaked_secrets(log: str, secrets: Iterable[str]) -> list[str]:
+    """Which of ``secrets`` occur in ``log``, then every opaque base64url value it holds (see OPAQUE_VALUE).
+
+    Empty means clean. ``secrets`` are exact strings: whole tokens, their signatures, PEM lines.
+    """
+    found = [f"secret {secret[:12]}...: {_around(log, secret)}" for secret in secrets if secret in log]
+    found += [f"opaque value: {_around(log, match)}" for match in OPAQUE_VALUE.findall(log)]
+    return found
+
+
+def _around(text: str, part: str, width: int = 60) -> str:
+    at = text.index(part)
+    return repr(text[max(at - width, 0) : at + len(part) + width])
+
+
+class BearerTokenRecorder:
+    """ASGI middleware for the emulator's app: keep every bearer token a client sends, pass the request on.
+
+    The emulator's own request log keeps only verified claims, on purpose; a test needs the exact tokens
+    Airflow minted to prove they appear in no log. Added with ``app.add_middleware(BearerTokenRecorder,
+    tokens=a_set)``, so it sees every request, including those the emulator rejects.
+    """
+
+    def __init__(self, app: ASGIApp, tokens: set[str]) -> None:
+        self.app = app
+        self.tokens = tokens
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            for name, value in scope["headers"]:
+                scheme, _, token = value.decode("latin-1").partition(" ")
+                if name == b"authorization" and scheme.lower() == "bearer" and token.strip():
+                    self.tokens.add(token.strip())
+        await self.app(scope, receive, send)
 
 
 class StackError(RuntimeError):
@@ -128,15 +174,17 @@ def cdata_connection_env(
 
 
 def airflow_environment(home: Path, dags_folder: Path, api_port: int) -> dict[str, str]:
-    """The services' environment: this Python's venv, a private AIRFLOW_HOME, loopback only."""
+    """The services' environment: this Python's venv, a private AIRFLOW_HOME, loopback only.
+
+    No PYTHONPATH to the repo, and the services run in AIRFLOW_HOME: they import the provider as it is
+    installed in the venv (its entry point, its trigger's classpath), as a user's Airflow would.
+    """
     api_url = f"http://127.0.0.1:{api_port}"
     venv_bin = str(Path(sys.executable).parent)
     env = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
     env.update(
         {
             "PATH": f"{venv_bin}:{env.get('PATH', '/usr/bin:/bin')}",
-            # The repo root, so DAG files and the triggerer can import test helpers (tests.e2e.*).
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")])),
             "NO_PROXY": "127.0.0.1,localhost",
             "no_proxy": "127.0.0.1,localhost",
             "AIRFLOW_HOME": str(home),

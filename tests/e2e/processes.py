@@ -108,15 +108,20 @@ def tree_pids(marker: str, roots: Iterable[int]) -> list[int]:
     return sorted(_with_descendants(stats, members) - {os.getpid()})
 
 
+def command_lines(pids: Iterable[int]) -> dict[int, str]:
+    """The command line of each live process, as ``ps`` shows it (setproctitle's title, if it set one)."""
+    found: dict[int, str] = {}
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+            found[pid] = command.replace(b"\0", b" ").decode(errors="replace").strip()
+    return found
+
+
 def descendants(root: int | None = None) -> dict[int, str]:
     """Live descendants of ``root`` (default: this process) by parent PID, with their command lines."""
     root = os.getpid() if root is None else root
-    found: dict[int, str] = {}
-    for pid in sorted(_with_descendants(_all_stats(), {root}) - {root}):
-        with contextlib.suppress(OSError):
-            command = Path(f"/proc/{pid}/cmdline").read_bytes()
-            found[pid] = command.replace(b"\0", b" ").decode(errors="replace")
-    return found
+    return command_lines(sorted(_with_descendants(_all_stats(), {root}) - {root}))
 
 
 class ProcessTree:

@@ -1,0 +1,258 @@
+"""The onboarding story the way it happens in production, on one machine.
+
+Real Airflow 3 services as separate processes (api-server, scheduler with LocalExecutor, dag-processor,
+triggerer; SQLite) run the example DAGs of ``dags_examples/`` against the emulator; the customer is a
+headless Chromium. One set of services serves the whole module (starting one costs ~35 s).
+
+What ``airflow dags test`` cannot show and this does: the sensor's trigger is serialised, stored and
+rebuilt from its classpath in the triggerer process; the deferred task holds no worker slot while a
+person fills in the connect page; the connect URL travels through XCom and the REST API; the scheduler
+creates and runs a scheduled, mapped run; the task logs the api-server serves hold no secret.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from playwright.sync_api import Page
+
+from tests.e2e.api import AirflowAPI
+from tests.e2e.browser import fill_and_save
+from tests.e2e.conftest import E2ECData
+from tests.e2e.harness import (
+    SERVICES,
+    AirflowStack,
+    cdata_connection_env,
+    jwt_signature,
+    leaked_secrets,
+    pem_body_lines,
+)
+from tests.e2e.processes import command_lines, listening_addresses
+
+pytestmark = pytest.mark.e2e
+
+ONBOARDING = "cdata_customer_onboarding"
+REFRESH = "cdata_metadata_refresh"
+TRIGGER_CLASSPATH = "airflow_provider_cdata.triggers.ConnectionTrigger"
+# The customer's app. Not on loopback: the browser fixture answers it with a stub page, offline.
+APP_URL = "https://app.example.com/onboarded?customer=42"
+IDLE_WORKER = "airflow worker -- LocalExecutor: <idle>"
+CLEARED_ID = re.compile(r"/connection/([^/]+)/metadata$")
+
+
+@pytest.fixture(scope="module")
+def airflow_env(e2e_cdata: E2ECData) -> dict[str, str]:
+    """``cdata_default`` for the emulator, and the onboarding sensor polling every second, not every 30."""
+    connection = cdata_connection_env(
+        e2e_cdata.base_url, e2e_cdata.parent_id, e2e_cdata.keys.private_pem, e2e_cdata.account_id
+    )
+    return {**connection, "CDATA_ONBOARDING_POKE_SECONDS": "1"}
+
+
+def test_every_service_is_healthy_and_only_the_api_server_listens_on_loopback(
+    airflow_stack: AirflowStack,
+) -> None:
+    health = airflow_stack.api.health()
+    assert {part: health[part]["status"] for part in health} == {
+        "metadatabase": "healthy",
+        "scheduler": "healthy",
+        "triggerer": "healthy",
+        "dag_processor": "healthy",
+    }
+    assert all(airflow_stack.processes.services[name].running() for name in SERVICES)
+    assert {dag["dag_id"] for dag in airflow_stack.api.dags()} == {
+        ONBOARDING,
+        REFRESH,
+        "cdata_stale_connection_cleanup",
+    }
+
+    listening = listening_addresses(airflow_stack.pids())
+
+    assert list(listening) == [airflow_stack.api_url.removeprefix("http://")], "only the api-server listens"
+
+
+def test_customer_connects_in_chromium_while_the_sensor_waits_deferred_in_the_real_triggerer(
+    airflow_stack: AirflowStack, e2e_cdata: E2ECData, page: Page, artifacts_dir: Path
+) -> None:
+    api, emulator = airflow_stack.api, e2e_cdata.emulator
+    api.unpause(ONBOARDING)
+    conf = {"account_id": e2e_cdata.account_id, "data_source": "Salesforce", "redirect_url": APP_URL}
+    run_id = api.trigger(ONBOARDING, conf=conf)
+    external_id = f"onboarding-{run_id}"
+
+    # The product's app reads the link from the run's XCom and sends the customer there.
+    api.wait_for_task_state(ONBOARDING, run_id, "create_connect_link", "success")
+    connect_url = api.xcom(ONBOARDING, run_id, "create_connect_link")
+    assert connect_url.startswith(f"{emulator.root_url}/"), connect_url
+    page.goto(connect_url)
+
+    # While the customer is on the page: the sensor is deferred, held by the triggerer, not by a worker.
+    sensor = wait_until_triggerer_holds(api, run_id, "wait_for_connection")
+    assert sensor["trigger"]["classpath"] == TRIGGER_CLASSPATH
+    pool = api.pool()
+    assert (pool["running_slots"], pool["occupied_slots"], pool["deferred_slots"]) == (0, 0, 1), pool
+    assert_no_worker_runs(airflow_stack, sensor["id"])
+    polls = wait_for_trigger_polls(api, run_id, e2e_cdata, at_least=2)
+    assert all(poll.claims and poll.claims["sub"] == e2e_cdata.account_id for poll in polls)
+    assert api.task_instance(ONBOARDING, run_id, "wait_for_connection")["state"] == "deferred"
+
+    screenshot = artifacts_dir / "onboarding-connect-page.png"
+    landed = fill_and_save(page, name="Acme Salesforce", screenshot=screenshot)
+
+    assert page.url.startswith(f"{APP_URL}&"), page.url
+    assert page.locator("h1").inner_text() == "Back in the app", "the stub, not the internet, answered"
+    assert landed["cdata_connection_status"] == "success"
+    assert screenshot.read_bytes().startswith(b"\x89PNG"), "a screenshot of the filled-in page, for CI"
+
+    run = api.wait_for_run(ONBOARDING, run_id)
+    assert run["state"] == "success"
+    connection = api.xcom(ONBOARDING, run_id, "wait_for_connection")
+    assert connection["id"] == landed["cdata_connection_id"]
+    assert (connection["externalId"], connection["name"]) == (external_id, "Acme Salesforce")
+    assert api.xcom(ONBOARDING, run_id, "report")["id"] == connection["id"]
+    # refresh_metadata cleared exactly the new connection, once, as its child account.
+    clears = [
+        cleared_id(record.path)
+        for record in emulator.requests("clear_metadata")
+        if (record.claims or {}).get("sub") == e2e_cdata.account_id
+    ]
+    assert clears == [connection["id"]]
+    assert (emulator.connection(connection["id"]) or {})["metadataClears"] == 1
+
+    logs = api.run_logs(ONBOARDING, run_id)
+    sensor_log = logs["wait_for_connection"]
+    assert "Pausing task as DEFERRED" in sensor_log
+    assert "Waiting for a connection matching" in sensor_log, "the trigger's own log, from the triggerer"
+    assert f"Connection {connection['id']} (Acme Salesforce) appeared" in sensor_log
+    # The link was logged, its token cut: "***" by the provider's masking, "eyJ***" (or "eyJ******",
+    # redacted twice, in the task and its supervisor) by Airflow's own JWT redaction, whichever came first.
+    assert re.search(r"Connect link for the customer.*[?&]token=(eyJ)?\*\*\*", logs["hand_off_link"])
+    token = parse_qs(urlsplit(connect_url).query)["token"][0]
+    assert_no_secret_in(logs, e2e_cdata, token, jwt_signature(token))
+
+
+def test_a_scheduled_metadata_refresh_clears_every_connection_of_each_account_once(
+    airflow_stack: AirflowStack, e2e_cdata: E2ECData
+) -> None:
+    api, emulator = airflow_stack.api, e2e_cdata.emulator
+    accounts = [emulator.add_account(e2e_cdata.parent_id)["id"] for _ in range(2)]
+    seeded = {
+        account: [emulator.add_connection(account)["id"] for _ in range(count)]
+        for account, count in zip(accounts, (3, 2), strict=True)
+    }
+    # Set up the way an operator would: the Variable through the REST API, then unpause the DAG.
+    api.set_variable("cdata_account_ids", json.dumps(accounts))
+    api.unpause(REFRESH)
+
+    # A past start_date and catchup=False: the scheduler itself creates the run of the latest interval.
+    run = api.wait_for_first_run(REFRESH, run_type="scheduled")
+
+    assert (run["state"], run["run_type"], run["triggered_by"]) == ("success", "scheduled", "timetable")
+    run_id = run["dag_run_id"]
+    states = {(ti["task_id"], ti["map_index"]): ti["state"] for ti in api.task_instances(REFRESH, run_id)}
+    assert states == {
+        ("child_accounts", -1): "success",
+        ("clear_metadata", 0): "success",
+        ("clear_metadata", 1): "success",
+    }
+    for index, account in enumerate(accounts):
+        assert sorted(api.xcom(REFRESH, run_id, "clear_metadata", map_index=index)) == sorted(seeded[account])
+    clears = [
+        (cleared_id(record.path), (record.claims or {}).get("sub"), record.status)
+        for record in emulator.requests("clear_metadata")
+        if (record.claims or {}).get("sub") in accounts
+    ]
+    expected = {(cid, account, 200) for account, ids in seeded.items() for cid in ids}
+    assert Counter(clears) == Counter(expected), "one clear per connection, as its own child account"
+    assert {(emulator.connection(cid) or {}).get("metadataClears") for cid, _, _ in expected} == {1}
+
+    assert_no_secret_in(api.run_logs(REFRESH, run_id), e2e_cdata)
+
+
+# -- helpers ------------------------------------------------------------------------------------------
+def wait_until_triggerer_holds(
+    api: AirflowAPI, run_id: str, task_id: str, timeout: float = 60.0
+) -> dict[str, Any]:
+    """The task instance once it is deferred and the triggerer has taken its trigger."""
+    api.wait_for_task_state(ONBOARDING, run_id, task_id, "deferred", timeout)
+    deadline = time.monotonic() + timeout
+    while True:
+        ti = api.task_instance(ONBOARDING, run_id, task_id)
+        job = ti.get("triggerer_job") or {}
+        if ti["state"] == "deferred" and job.get("job_type") == "TriggererJob":
+            return ti
+        assert ti["state"] == "deferred", f"{task_id} left deferred before the customer saved: {ti}"
+        assert time.monotonic() < deadline, f"no triggerer took {task_id}'s trigger: {ti}"
+        time.sleep(0.2)
+
+
+def assert_no_worker_runs(stack: AirflowStack, ti_id: str, timeout: float = 10.0) -> None:
+    """No process of the stack runs the task instance, and every LocalExecutor worker is idle.
+
+    A running task is visible in process titles: its LocalExecutor worker is retitled
+    "airflow worker -- LocalExecutor: <ti id>" and the task process "airflow worker -- <ti id>". The
+    worker retitles itself "<idle>" a moment after the task deferred, hence the short wait.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        titles = command_lines(stack.pids())
+        workers = [title for title in titles.values() if title.startswith("airflow worker -- LocalExecutor")]
+        running = [title for title in titles.values() if ti_id in title]
+        if workers and not running and all(title == IDLE_WORKER for title in workers):
+            return
+        assert time.monotonic() < deadline, f"a worker still runs {ti_id}: {running or workers}"
+        time.sleep(0.2)
+
+
+def wait_for_trigger_polls(
+    api: AirflowAPI, run_id: str, cdata: E2ECData, at_least: int, timeout: float = 30.0
+) -> list[Any]:
+    """The triggerer's List Connections calls for this run (the hook's async client, httpx), while the
+    sensor stays deferred. A triggerer that cannot load or run the trigger fails the task: say so."""
+    deadline = time.monotonic() + timeout
+    while True:
+        polls = [
+            record
+            for record in cdata.emulator.requests("list")
+            if "httpx" in record.user_agent and record.query.get("externalId") == f"onboarding-{run_id}"
+        ]
+        if len(polls) >= at_least:
+            return polls
+        ti = api.task_instance(ONBOARDING, run_id, "wait_for_connection")
+        if ti["state"] != "deferred":
+            log = api.task_log(ONBOARDING, run_id, "wait_for_connection", max(ti["try_number"], 1))
+            raise AssertionError(f"the sensor left deferred ({ti['state']}) before the save:\n{log}")
+        assert time.monotonic() < deadline, f"the triggerer polled {len(polls)} times, not {at_least}"
+        time.sleep(0.2)
+
+
+def cleared_id(path: str) -> str:
+    match = CLEARED_ID.search(path)
+    assert match, path
+    return match.group(1)
+
+
+def assert_no_secret_in(logs: dict[str, str], cdata: E2ECData, *secrets: str) -> None:
+    """No minted JWT, no private key line, none of ``secrets`` and nothing token-like in any task log.
+
+    Why this is a real check: Airflow 3.3 already replaces every "eyJ..." run in a log's string fields
+    (any whole JWT) with "eyJ***", so looking for whole JWTs would pass without any masking of ours.
+    This looks for (1) each JWT the emulator received, verbatim and by its signature alone, which does
+    not start with "eyJ" (the e2e_cdata fixture's middleware records them), plus the connect URL's
+    token and its signature passed in ``secrets``; (2) every base64 line of the private key, which no
+    Airflow redaction knows; and (3) any random-looking base64url value at all (harness.OPAQUE_VALUE):
+    a token minted but never sent, a key fragment cut differently, a secret in a non-string field.
+    """
+    tokens = sorted(cdata.bearer_tokens)
+    assert tokens, "the services called the emulator with minted JWTs"
+    assert [task for task, log in logs.items() if not log] == [], "every task has a log to scan"
+    known = [*tokens, *map(jwt_signature, tokens), *pem_body_lines(cdata.keys.private_pem), *secrets]
+    leaks = {task: found for task, log in logs.items() if (found := leaked_secrets(log, known))}
+    assert leaks == {}
