@@ -116,6 +116,7 @@ SESSION_POOL_SIZE = 32  # keep-alive connections one hook's session keeps per ho
 # cost less CPU per request. 16 at ~150 ms per call still carry ~100 polls a second: 3,000 triggers at
 # the sensor's default 30 s interval.
 ASYNC_POOL_SIZE = 16
+MAX_MASKED_TOKENS = 32  # minted tokens a process registers with the secrets masker (see _MaskBudget)
 USER_AGENT = f"airflow-provider-cdata/{__version__}"
 
 
@@ -672,6 +673,40 @@ async def _amask(secret: str) -> None:
         mask_secret(secret)
 
 
+class _MaskBudget:
+    """How many minted tokens one process registers with Airflow's secrets masker.
+
+    The masker compiles one regex of every secret it holds, again for each new one: ~1 ms with one
+    secret, ~60 ms with 100, ~1.2 s with 500 (2-core box). In a triggerer that runs on its event loop,
+    and again in its supervisor. A triggerer waiting for 150 customers (150 child accounts, one token
+    each, renewed every ~4 minutes) froze for 19 s (benchmarks/, figure 4), and the regex only grows.
+    So each process registers its first ``size`` tokens; later ones are kept out of logs by Airflow's
+    own JWT redaction (its log processors replace every ``eyJ...`` run, since Airflow 3.0), which is
+    how Airflow keeps its own rotating task tokens out of logs. Connect-URL tokens (one per Create or
+    Edit call) are always registered.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._lock = threading.Lock()
+        self.size = size
+        self.used = 0
+
+    def take(self) -> bool:
+        with self._lock:
+            if self.used >= self.size:
+                return False
+            self.used += 1
+            return True
+
+    def reset(self) -> None:
+        """Start counting again (with the masker's own reset, e.g. between tests)."""
+        with self._lock:
+            self.used = 0
+
+
+token_mask_budget = _MaskBudget(MAX_MASKED_TOKENS)
+
+
 # -- the hook -----------------------------------------------------------------------------------------
 class CDataHook(BaseHook):
     """Talk to the Powered by CData Connection Management API with an Airflow connection of type ``cdata``.
@@ -919,7 +954,7 @@ class CDataHook(BaseHook):
     def _token(self, account_id: str, renew: bool) -> str:
         assert self._minter is not None
         minted = self._minter.renew(account_id) if renew else self._minter.token(account_id)
-        if minted.fresh:
+        if minted.fresh and token_mask_budget.take():
             mask_secret(minted.token)
         return minted.token
 
@@ -987,7 +1022,7 @@ class CDataHook(BaseHook):
     async def _atoken(self, account_id: str, renew: bool) -> str:
         assert self._minter is not None
         minted: MintedToken = self._minter.renew(account_id) if renew else self._minter.token(account_id)
-        if minted.fresh:
+        if minted.fresh and token_mask_budget.take():
             await _amask(minted.token)
         return minted.token
 

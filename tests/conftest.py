@@ -153,3 +153,6 @@ def _reset_secrets_masker() -> Iterator[None]:
     masker = sys.modules.get("airflow.sdk._shared.secrets_masker")
     if masker is not None:
         masker._secrets_masker().reset_masker()
+    hooks = sys.modules.get("airflow_provider_cdata.hooks")
+    if hooks is not None:  # the hook's count of tokens it gave the masker starts again with it
+        hooks.token_mask_budget.reset()
