@@ -17,7 +17,6 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow_provider_cdata import DEFAULT_CONN_ID
 from airflow_provider_cdata.criteria import ConnectionCriteria
 from airflow_provider_cdata.exceptions import CDataError
-from airflow_provider_cdata.triggers import ConnectionTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -118,6 +117,10 @@ class ConnectionSensor(BaseSensorOperator):
         first = self.poke(context)
         if first.is_done:
             return first.xcom_value
+        # Imported here, not at the top: airflow.triggers.base costs ~9 ms, paid by every DAG file that
+        # imports this module while it is parsed (benchmarks/, figure 5), and only deferring needs it.
+        from airflow_provider_cdata.triggers import ConnectionTrigger
+
         trigger = ConnectionTrigger(
             cdata_conn_id=self.cdata_conn_id,
             account_id=self.account_id,
