@@ -178,3 +178,12 @@ def test_minted_and_connect_url_tokens_go_to_airflows_masker(
     shown: Any = redact(f"go to {url}")
     assert connect_token not in shown
     assert "token=***" in shown
+
+
+def test_mask_connect_url_masks_a_link_read_from_xcom_in_another_process() -> None:
+    from airflow_provider_cdata.hooks import mask_connect_url
+
+    url = "https://cloud.cdata.com/oem/user/connections/edit?token=not-a-jwt-but-secret-42&driver=Jira"
+    assert "not-a-jwt-but-secret-42" in redact(url), "unknown to the masker until registered"
+    assert mask_connect_url(url) == url
+    assert redact(url) == "https://cloud.cdata.com/oem/user/connections/edit?token=***&driver=Jira"
