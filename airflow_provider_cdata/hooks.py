@@ -116,7 +116,7 @@ SESSION_POOL_SIZE = 32  # keep-alive connections one hook's session keeps per ho
 # cost less CPU per request. 16 at ~150 ms per call still carry ~100 polls a second: 3,000 triggers at
 # the sensor's default 30 s interval.
 ASYNC_POOL_SIZE = 16
-MAX_MASKED_TOKENS = 32  # minted tokens a process registers with the secrets masker (see _MaskBudget)
+MAX_MASKED_TOKENS = 32  # tokens the hook registers with the secrets masker per process (see _MaskBudget)
 USER_AGENT = f"airflow-provider-cdata/{__version__}"
 
 
@@ -674,16 +674,19 @@ async def _amask(secret: str) -> None:
 
 
 class _MaskBudget:
-    """How many minted tokens one process registers with Airflow's secrets masker.
+    """How many tokens (minted, and from connect URLs) the hook registers with Airflow's secrets masker
+    in one process.
 
     The masker compiles one regex of every secret it holds, again for each new one: ~1 ms with one
-    secret, ~60 ms with 100, ~1.2 s with 500 (2-core box). In a triggerer that runs on its event loop,
-    and again in its supervisor. A triggerer waiting for 150 customers (150 child accounts, one token
-    each, renewed every ~4 minutes) froze for 19 s (benchmarks/, figure 4), and the regex only grows.
-    So each process registers its first ``size`` tokens; later ones are kept out of logs by Airflow's
-    own JWT redaction (its log processors replace every ``eyJ...`` run, since Airflow 3.0), which is
-    how Airflow keeps its own rotating task tokens out of logs. Connect-URL tokens (one per Create or
-    Edit call) are always registered.
+    secret, ~60 ms with 100, ~1.2 s with 500 (2-core box; CData's connect-URL tokens, ~1,500
+    characters, cost three times a minted one). In a triggerer that runs on its event loop, and again
+    in its supervisor: a triggerer waiting for 150 customers (150 child accounts, one token each,
+    renewed every ~4 minutes) froze for 19 s (benchmarks/, figure 4), and the regex only grows. A task
+    making 280 connect links spent ~90 s in it (tests/test_reliability_soak.py). So each process
+    registers its first ``size`` tokens; later ones are kept out of logs by Airflow's own JWT redaction
+    (its log processors replace every ``eyJ...`` run, since Airflow 3.0), which is how Airflow keeps
+    its own rotating task tokens out of logs. :func:`mask_connect_url`, called by a DAG's own code, is
+    not counted: it always registers.
     """
 
     def __init__(self, size: int) -> None:
@@ -999,7 +1002,10 @@ class CDataHook(BaseHook):
         )
 
     def _connect_url(self, url: str) -> str:
-        return mask_connect_url(url)
+        for token in _connect_url_tokens(url):
+            if token_mask_budget.take():
+                mask_secret(token)
+        return url
 
     # -- async transport ---------------------------------------------------------------------------
     async def _arequest(self, call: _Call, max_retries: int | None = None, remint: bool = True) -> _Answer:
@@ -1063,7 +1069,8 @@ class CDataHook(BaseHook):
 
     async def _aconnect_url(self, url: str) -> str:
         for token in _connect_url_tokens(url):
-            await _amask(token)
+            if token_mask_budget.take():
+                await _amask(token)
         return url
 
 
