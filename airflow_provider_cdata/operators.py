@@ -17,7 +17,7 @@ from airflow.sdk import BaseOperator
 from airflow_provider_cdata import DEFAULT_CONN_ID
 from airflow_provider_cdata.criteria import modified_between, parse_optional_time
 from airflow_provider_cdata.exceptions import CDataError, CDataValidationError
-from airflow_provider_cdata.validation import validate_uuid
+from airflow_provider_cdata.validation import validate_optional_name, validate_uuid
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -88,7 +88,8 @@ class CreateConnectionOperator(_CDataOperator):
         url = self.hook.create_connection(
             data_source=self.data_source,
             redirect_url=self.redirect_url,
-            name=self.connection_name,
+            # Checked here too, so that an error names this operator's argument, not the hook's `name`.
+            name=validate_optional_name(self.connection_name, "connection_name"),
             external_id=self.external_id,
             account_id=self.account_id,
         )
