@@ -99,9 +99,11 @@ def _read_key_file(path: str) -> str:
         text = Path(path).expanduser().read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-        raise KeyLoadError("private_key_path", f"cannot read the key file {path}: {reason}") from None
+        raise KeyLoadError(
+            "private_key_path", f"private_key_path: cannot read the key file {path}: {reason}"
+        ) from None
     if not text.strip():
-        raise KeyLoadError("private_key_path", f"the key file {path} is empty")
+        raise KeyLoadError("private_key_path", f"private_key_path: the key file {path} is empty")
     return text
 
 
