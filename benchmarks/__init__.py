@@ -1,0 +1,1 @@
+"""Benchmarks of the provider against its emulator: `python -m benchmarks` (see README.md here)."""
