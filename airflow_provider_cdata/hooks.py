@@ -116,7 +116,7 @@ SESSION_POOL_SIZE = 32  # keep-alive connections one hook's session keeps per ho
 # cost less CPU per request. 16 at ~150 ms per call still carry ~100 polls a second: 3,000 triggers at
 # the sensor's default 30 s interval.
 ASYNC_POOL_SIZE = 16
-MAX_MASKED_TOKENS = 32  # tokens the hook registers with the secrets masker per process (see _MaskBudget)
+MAX_MASKED_TOKENS = 32  # minted tokens the async path registers with the masker per process (_MaskBudget)
 USER_AGENT = f"airflow-provider-cdata/{__version__}"
 
 
@@ -674,19 +674,17 @@ async def _amask(secret: str) -> None:
 
 
 class _MaskBudget:
-    """How many tokens (minted, and from connect URLs) the hook registers with Airflow's secrets masker
-    in one process.
+    """How many minted tokens the async calls (the triggerer's) register with Airflow's secrets masker.
 
     The masker compiles one regex of every secret it holds, again for each new one: ~1 ms with one
-    secret, ~60 ms with 100, ~1.2 s with 500 (2-core box; CData's connect-URL tokens, ~1,500
-    characters, cost three times a minted one). In a triggerer that runs on its event loop, and again
-    in its supervisor: a triggerer waiting for 150 customers (150 child accounts, one token each,
-    renewed every ~4 minutes) froze for 19 s (benchmarks/, figure 4), and the regex only grows. A task
-    making 280 connect links spent ~90 s in it (tests/test_reliability_soak.py). So each process
-    registers its first ``size`` tokens; later ones are kept out of logs by Airflow's own JWT redaction
-    (its log processors replace every ``eyJ...`` run, since Airflow 3.0), which is how Airflow keeps
-    its own rotating task tokens out of logs. :func:`mask_connect_url`, called by a DAG's own code, is
-    not counted: it always registers.
+    secret, ~60 ms with 100, ~1.2 s with 500 (2-core box). A triggerer is one long-lived process that
+    waits for many customers: with 150 child accounts (one token each, renewed every ~4 minutes) its
+    event loop froze for 19 s (benchmarks/, figure 4), and the regex only grows. So the async path
+    registers the first ``size`` minted tokens of a process; later ones are kept out of its logs by
+    Airflow's own JWT redaction (its log processors replace every ``eyJ...`` run, since Airflow 3.0),
+    which is how Airflow keeps its own rotating task tokens out of logs. The sync calls run in task
+    processes, which live for one task: they register every minted token, and every connect-URL token
+    is registered on both paths.
     """
 
     def __init__(self, size: int) -> None:
@@ -957,7 +955,7 @@ class CDataHook(BaseHook):
     def _token(self, account_id: str, renew: bool) -> str:
         assert self._minter is not None
         minted = self._minter.renew(account_id) if renew else self._minter.token(account_id)
-        if minted.fresh and token_mask_budget.take():
+        if minted.fresh:  # a task process mints a few: every one goes to the masker
             mask_secret(minted.token)
         return minted.token
 
@@ -1002,10 +1000,7 @@ class CDataHook(BaseHook):
         )
 
     def _connect_url(self, url: str) -> str:
-        for token in _connect_url_tokens(url):
-            if token_mask_budget.take():
-                mask_secret(token)
-        return url
+        return mask_connect_url(url)
 
     # -- async transport ---------------------------------------------------------------------------
     async def _arequest(self, call: _Call, max_retries: int | None = None, remint: bool = True) -> _Answer:
@@ -1069,8 +1064,7 @@ class CDataHook(BaseHook):
 
     async def _aconnect_url(self, url: str) -> str:
         for token in _connect_url_tokens(url):
-            if token_mask_budget.take():
-                await _amask(token)
+            await _amask(token)
         return url
 
 

@@ -150,6 +150,11 @@ def _reset_secrets_masker() -> Iterator[None]:
     ~2 s at 400), so without this the suite slows down quadratically.
     """
     yield
+    reset_secrets_masker()
+
+
+def reset_secrets_masker() -> None:
+    """Empty Airflow's secrets masker, as a new task process starts (and the hook's count with it)."""
     masker = sys.modules.get("airflow.sdk._shared.secrets_masker")
     if masker is not None:
         masker._secrets_masker().reset_masker()

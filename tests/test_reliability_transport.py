@@ -133,19 +133,26 @@ def test_a_wait_for_a_connection_counts_against_the_retries(
     assert all(e.status_code is None and "timed out" in e.message for e in errors)
 
 
-def test_the_masker_gets_the_first_tokens_and_airflows_jwt_redaction_covers_the_rest(
+def test_async_calls_mask_the_first_tokens_and_airflows_jwt_redaction_covers_the_rest(
     cdata: CData, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The triggerer's path: a long-lived process, many child accounts, a token each."""
     from airflow.sdk._shared.logging.structlog import redact_jwt
     from airflow.sdk._shared.secrets_masker import redact
 
     use(monkeypatch, cdata)
     minted = record_minted_tokens(monkeypatch)
     accounts = [cdata.emulator.add_account(cdata.parent_id)["id"] for _ in range(MAX_MASKED_TOKENS + 3)]
-    hook = CDataHook()
-    for account in accounts:  # a token per child account
-        hook.list_connections(account_id=account)
-    hook.close()
+
+    async def list_each_account() -> None:
+        hook = CDataHook()
+        try:
+            for account in accounts:  # a token per child account
+                await hook.alist_connections(account_id=account)
+        finally:
+            await hook.aclose()
+
+    asyncio.run(list_each_account())
     assert len(minted) == len(accounts)
     assert all(redact(f"Bearer {token}") == "Bearer ***" for token in minted[:MAX_MASKED_TOKENS])
     assert all(token in str(redact(f"Bearer {token}")) for token in minted[MAX_MASKED_TOKENS:])
@@ -153,3 +160,22 @@ def test_the_masker_gets_the_first_tokens_and_airflows_jwt_redaction_covers_the_
     for token in minted[MAX_MASKED_TOKENS:]:
         event = redact_jwt(None, "info", {"event": f"sent Authorization: Bearer {token} to CData"})
         assert event["event"] == "sent Authorization: Bearer eyJ*** to CData"
+
+
+def test_sync_calls_mask_every_minted_and_connect_url_token(
+    cdata: CData, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A task process: every token goes to Airflow's masker, however many."""
+    from airflow.sdk._shared.secrets_masker import redact
+
+    use(monkeypatch, cdata)
+    minted = record_minted_tokens(monkeypatch)
+    accounts = [cdata.emulator.add_account(cdata.parent_id)["id"] for _ in range(MAX_MASKED_TOKENS + 3)]
+    hook = CDataHook()
+    links = [
+        hook.create_connection("Salesforce", "https://app.example.com/x", account_id=a) for a in accounts
+    ]
+    hook.close()
+    assert len(minted) == len(accounts)
+    assert all(redact(f"Bearer {token}") == "Bearer ***" for token in minted)
+    assert all("token=***" in str(redact(link)) for link in links)
