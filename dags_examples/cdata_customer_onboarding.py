@@ -67,11 +67,16 @@ with DAG(
     )
 
     @task
-    def hand_off_link(connect_url: str, **context: Any) -> None:
-        """Send the link to the customer (email, chat, your app). Its token never reaches a log."""
-        # This task runs in its own process: register the link's token with the secrets masker here too.
-        # Log through the task's logger, not print(): log records pass through Airflow's masker.
+    def hand_off_link(**context: Any) -> None:
+        """Send the link to the customer (email, chat, your app). Its token never reaches a log.
+
+        The link is read from XCom here, not passed in as an argument: an argument is rendered and stored
+        (the task's "Rendered Template") before this code runs, when this process's secrets masker has
+        never seen the token.
+        """
+        connect_url = context["ti"].xcom_pull(task_ids="create_connect_link")
         mask_connect_url(connect_url)
+        # Log through the task's logger, not print(): log records pass through Airflow's masker.
         context["task"].log.info("Connect link for the customer (valid for a few minutes): %s", connect_url)
 
     wait_for_connection = ConnectionSensor(
@@ -100,5 +105,5 @@ with DAG(
         )
         return connection
 
-    hand_off_link(connect_link.output) >> wait_for_connection >> refresh_metadata
+    connect_link >> hand_off_link() >> wait_for_connection >> refresh_metadata
     refresh_metadata >> report(wait_for_connection.output)

@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, cast
+from unittest import mock
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from tests.conftest import CData
 from tests.dag_runner import DagResult, run_dag
+from tests.test_example_dags import customer_once_the_trigger_polls
 from tests.test_hook_logging import JWT_SHAPE, key_lines, windows
 from tests.test_sensor import customer_after_polls
 
@@ -117,12 +120,25 @@ def sensor_in(mode: str) -> Scenario:
     return waits
 
 
+def onboarding_example(cdata: CData, secrets: Secrets) -> list[DagResult]:
+    """The example DAG users copy: its hand-off task logs the link it reads from XCom."""
+    with (
+        mock.patch.dict(os.environ, {"CDATA_ONBOARDING_POKE_SECONDS": "0.2"}),
+        customer_once_the_trigger_polls(cdata) as customer,
+    ):
+        result = run_dag("cdata_customer_onboarding", {"account_id": cdata.account_id})
+    assert result.state == "success"
+    secrets.connect_urls.append(customer["url"])
+    return [result]
+
+
 SCENARIOS: dict[str, Scenario] = {
     "create and edit": create_and_edit,
     "list, delete and clear": list_delete_and_clear,
     "sensor poke": sensor_in("poke"),
     "sensor reschedule": sensor_in("reschedule"),
     "sensor deferrable": sensor_in("deferrable"),
+    "onboarding example DAG": onboarding_example,
 }
 
 
