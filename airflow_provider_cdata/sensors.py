@@ -36,6 +36,16 @@ def _default_deferrable() -> bool:
     return bool(conf.getboolean("operators", "default_deferrable", fallback=False))
 
 
+def _sensor_timeout() -> type[Exception]:
+    try:
+        from airflow.sdk.exceptions import AirflowSensorTimeout
+    except ImportError:  # Airflow 3.0
+        from airflow.exceptions import AirflowSensorTimeout as LegacySensorTimeout
+
+        return LegacySensorTimeout
+    return AirflowSensorTimeout
+
+
 class ConnectionSensor(BaseSensorOperator):
     """Succeed when a connection matching every given criterion is listed; return it (a dict) to XCom.
 
@@ -140,9 +150,7 @@ class ConnectionSensor(BaseSensorOperator):
         if not event or event.get("status") != "success":
             message = (event or {}).get("message") or f"ConnectionTrigger ended without success: {event!r}"
             if (event or {}).get("status") == "timeout":
-                from airflow.exceptions import AirflowSensorTimeout
-
-                raise AirflowSensorTimeout(message)
+                raise _sensor_timeout()(message)
             raise CDataError(message)
         connection: dict[str, Any] = event["connection"]
         self.log.info(

@@ -231,3 +231,16 @@ def test_trigger_rebuilt_in_a_fresh_process_from_serialize(
     event = json.loads(done.stdout.split("EVENT ", 1)[1])
     assert event["status"] == "success"
     assert event["connection"]["id"] == outcome["cdata_connection_id"]
+
+
+@pytest.mark.parametrize(("setting", "expected"), [("True", True), ("False", False)])
+def test_deferrable_defaults_to_airflows_default_deferrable(
+    monkeypatch: pytest.MonkeyPatch, setting: str, expected: bool
+) -> None:
+    from airflow_provider_cdata.sensors import ConnectionSensor
+
+    monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", setting)
+    assert ConnectionSensor(task_id="wait", external_id="x").deferrable is expected
+    assert (
+        ConnectionSensor(task_id="wait", external_id="x", deferrable=not expected).deferrable is not expected
+    )
