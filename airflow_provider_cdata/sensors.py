@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 from datetime import timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
@@ -42,7 +42,7 @@ def _sensor_timeout() -> type[Exception]:
     except ImportError:  # Airflow 3.0
         from airflow.exceptions import AirflowSensorTimeout as LegacySensorTimeout
 
-        return LegacySensorTimeout
+        return cast("type[Exception]", LegacySensorTimeout)  # a deprecated alias, typed Any
     return AirflowSensorTimeout
 
 
