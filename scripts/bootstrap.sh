@@ -15,8 +15,14 @@ if [[ -f "$stamp" ]]; then
 fi
 echo "Setting up .venv (Python: $($PYTHON --version), Airflow $AIRFLOW_VERSION) ..."
 "$PYTHON" -m venv .venv
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ".[dev]" "apache-airflow==$AIRFLOW_VERSION"
+# pip's and the build backend's chatter goes to a log, shown only when the install fails.
+if ! { .venv/bin/python -m pip install --quiet --upgrade pip \
+       && .venv/bin/python -m pip install --quiet -e ".[dev]" "apache-airflow==$AIRFLOW_VERSION"; } \
+     > .venv/install.log 2>&1; then
+  cat .venv/install.log >&2
+  echo "Installing into .venv failed (log above, also in .venv/install.log)." >&2
+  exit 1
+fi
 rm -f .venv/.installed-*
 touch "$stamp"
 echo "Installed: $(.venv/bin/python -c 'import airflow, airflow_provider_cdata as p; print("airflow", airflow.__version__, "/ airflow-provider-cdata", p.__version__)')"
