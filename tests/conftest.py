@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import jwt
 import pytest
+import requests
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from airflow_provider_cdata.emulator import Emulator, KeyPair, generate_key_pair
@@ -88,6 +89,16 @@ class CData:
 
     def headers(self, **claims: Any) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(**claims)}"}
+
+    def connect_url(self, redirect_url: str = "https://app.example.com/done", **body: Any) -> str:
+        """Create Connection over HTTP, as any client would: the connect URL the emulator returns."""
+        payload = {"dataSource": "Salesforce", "redirectURL": redirect_url, **body}
+        answer = requests.post(
+            f"{self.base_url}/poweredby/connection/create", json=payload, headers=self.headers(), timeout=10
+        )
+        answer.raise_for_status()
+        url: str = answer.json()["redirectURL"]
+        return url
 
 
 @pytest.fixture

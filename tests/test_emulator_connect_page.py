@@ -15,19 +15,6 @@ TIMEOUT = 10
 REDIRECT = "https://app.example.com/onboarded?customer=42"
 
 
-def connect_url(cdata: CData, **body: Any) -> str:
-    payload = {"dataSource": "Salesforce", "redirectURL": REDIRECT, **body}
-    answer = requests.post(
-        f"{cdata.base_url}/poweredby/connection/create",
-        json=payload,
-        headers=cdata.headers(),
-        timeout=TIMEOUT,
-    )
-    answer.raise_for_status()
-    url: str = answer.json()["redirectURL"]
-    return url
-
-
 def edit_url(cdata: CData, connection_id: str) -> str:
     answer = requests.post(
         f"{cdata.base_url}/poweredby/connection/edit/{connection_id}",
@@ -49,7 +36,7 @@ def listed(cdata: CData) -> list[dict[str, Any]]:
 
 
 def test_page_form_save_redirect_and_listing_by_hand(cdata: CData) -> None:
-    url = connect_url(cdata, name="Acme Salesforce", externalId="run-1")
+    url = cdata.connect_url(REDIRECT, name="Acme Salesforce", externalId="run-1")
     page = requests.get(url, timeout=TIMEOUT)
     assert page.status_code == 200
     assert page.headers["referrer-policy"] == "no-referrer"
@@ -80,7 +67,7 @@ def test_page_form_save_redirect_and_listing_by_hand(cdata: CData) -> None:
 
 
 def test_python_helper_completes_a_flow_with_the_pages_own_requests(cdata: CData) -> None:
-    params = complete_flow(connect_url(cdata))
+    params = complete_flow(cdata.connect_url(REDIRECT))
     assert params["cdata_connection_status"] == "success"
     assert params["cdata_connection_name"] == "Salesforce1", "a default name like CData's"
     routes = [r.route for r in cdata.emulator.requests() if r.route.startswith("connect")]
@@ -89,13 +76,13 @@ def test_python_helper_completes_a_flow_with_the_pages_own_requests(cdata: CData
 
 
 def test_an_empty_api_key_saves_a_not_authenticated_connection(cdata: CData) -> None:
-    params = complete_flow(connect_url(cdata), api_key="")
+    params = complete_flow(cdata.connect_url(REDIRECT), api_key="")
     assert params["cdata_connection_status"] == "error"
     assert listed(cdata)[0]["status"] == "NotAuthenticated"
 
 
 def test_return_without_saving_appends_status_none_and_creates_nothing(cdata: CData) -> None:
-    params = complete_flow(connect_url(cdata), save=False)
+    params = complete_flow(cdata.connect_url(REDIRECT), save=False)
     assert params == {"customer": "42", "cdata_connection_status": "none"}
     assert listed(cdata) == []
 
@@ -110,7 +97,7 @@ def test_edit_flow_updates_the_connection(cdata: CData) -> None:
 
 
 def test_an_expired_flow_token_shows_an_error_page_and_changes_nothing(cdata: CData) -> None:
-    url = connect_url(cdata)
+    url = cdata.connect_url(REDIRECT)
     cdata.emulator.clock.advance(181)
     page = requests.get(url, timeout=TIMEOUT)
     assert page.status_code == 401
@@ -130,13 +117,13 @@ def test_the_flow_token_lifetime_is_configurable(keys: KeyPair) -> None:
     with Emulator(flow_token_ttl=5) as emu:
         parent = emu.register_parent(keys.public_pem)
         cdata = CData(emu, keys, parent, emu.add_account(parent)["id"])
-        url = connect_url(cdata)
+        url = cdata.connect_url(REDIRECT)
         emu.clock.advance(6)
         assert requests.get(url, timeout=TIMEOUT).status_code == 401
 
 
 def test_a_forged_flow_token_is_refused(cdata: CData) -> None:
-    url = connect_url(cdata)
+    url = cdata.connect_url(REDIRECT)
     token = parse_qs(urlsplit(url).query)["token"][0]
     head, body, signature = token.split(".")
     forged = f"{head}.{body}.{signature[::-1]}"
@@ -150,14 +137,15 @@ def test_a_forged_flow_token_is_refused(cdata: CData) -> None:
 
 def test_a_create_token_cannot_be_replayed_against_an_edit_page(cdata: CData) -> None:
     connection = cdata.emulator.add_connection(cdata.account_id)
-    token = parse_qs(urlsplit(connect_url(cdata)).query)["token"][0]
+    token = parse_qs(urlsplit(cdata.connect_url(REDIRECT)).query)["token"][0]
     root = cdata.emulator.root_url
     page = requests.get(f"{root}/oem/user/connections/edit/{connection['id']}?token={token}", timeout=TIMEOUT)
     assert page.status_code == 401
 
 
 def test_two_pending_flows_with_one_external_id_create_only_one_connection(cdata: CData) -> None:
-    first, second = connect_url(cdata, externalId="once"), connect_url(cdata, externalId="once")
+    first = cdata.connect_url(REDIRECT, externalId="once")
+    second = cdata.connect_url(REDIRECT, externalId="once")
     complete_flow(first)
     with pytest.raises(ConnectFlowError) as failure:
         complete_flow(second)
@@ -166,6 +154,6 @@ def test_two_pending_flows_with_one_external_id_create_only_one_connection(cdata
 
 
 def test_page_escapes_what_it_shows(cdata: CData) -> None:
-    page = requests.get(connect_url(cdata, name='"><script>alert(1)</script>'), timeout=TIMEOUT)
+    page = requests.get(cdata.connect_url(REDIRECT, name='"><script>alert(1)</script>'), timeout=TIMEOUT)
     assert "<script>" not in page.text
     assert "&lt;script&gt;" in page.text

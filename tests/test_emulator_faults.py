@@ -97,12 +97,7 @@ def test_faults_apply_to_their_route_only(cdata: CData) -> None:
 
 
 def test_the_connect_page_and_admin_routes_are_never_faulted(cdata: CData) -> None:
-    url = requests.post(
-        f"{cdata.base_url}/poweredby/connection/create",
-        json={"dataSource": "Salesforce", "redirectURL": "https://a.example/"},
-        headers=cdata.headers(),
-        timeout=TIMEOUT,
-    ).json()["redirectURL"]
+    url = cdata.connect_url("https://a.example/")
     cdata.emulator.inject("status", status=503)
     assert complete_flow(url)["cdata_connection_status"] == "success"
     assert requests.get(f"{cdata.emulator.root_url}/_emulator/health", timeout=TIMEOUT).status_code == 200

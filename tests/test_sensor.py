@@ -16,7 +16,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-import requests
 
 from airflow_provider_cdata.criteria import ConnectionCriteria
 from airflow_provider_cdata.emulator import complete_flow
@@ -24,16 +23,6 @@ from tests.conftest import CData, cdata_connection
 from tests.dag_runner import run_dag
 
 MODES = ("poke", "reschedule", "deferrable")
-
-
-def connect_url(cdata: CData, **body: Any) -> str:
-    payload = {"dataSource": "Salesforce", "redirectURL": "https://app.example.com/done", **body}
-    answer = requests.post(
-        f"{cdata.base_url}/poweredby/connection/create", json=payload, headers=cdata.headers(), timeout=10
-    )
-    answer.raise_for_status()
-    url: str = answer.json()["redirectURL"]
-    return url
 
 
 @contextmanager
@@ -46,7 +35,7 @@ def customer_after_polls(cdata: CData, polls: int, **flow: Any) -> Iterator[dict
         deadline = time.monotonic() + 30
         while cdata.emulator.counters.count("list") < polls and time.monotonic() < deadline:
             time.sleep(0.05)
-        outcome.update(complete_flow(connect_url(cdata, **body), **flow))
+        outcome.update(complete_flow(cdata.connect_url(**body), **flow))
 
     thread = threading.Thread(target=customer, daemon=True)
     thread.start()
