@@ -8,10 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-try:  # where Airflow 3.1+ defines it; airflow.exceptions re-exports it
-    from airflow.sdk.exceptions import AirflowException
-except ImportError:  # pragma: no cover - Airflow 3.0
-    from airflow.exceptions import AirflowException  # type: ignore[attr-defined]
+from airflow_provider_cdata._compat import AirflowException
 
 
 class CDataError(AirflowException):

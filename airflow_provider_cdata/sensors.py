@@ -10,11 +10,12 @@ import time
 from collections.abc import Sequence
 from datetime import timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_cdata import DEFAULT_CONN_ID
+from airflow_provider_cdata._compat import AirflowSensorTimeout, conf
 from airflow_provider_cdata.criteria import ConnectionCriteria
 from airflow_provider_cdata.exceptions import CDataError
 
@@ -29,21 +30,7 @@ DEFERRAL_BACKSTOP_SECONDS = 60
 
 
 def _default_deferrable() -> bool:
-    try:
-        from airflow.sdk.configuration import conf
-    except ImportError:  # Airflow 3.0
-        from airflow.configuration import conf
     return bool(conf.getboolean("operators", "default_deferrable", fallback=False))
-
-
-def _sensor_timeout() -> type[Exception]:
-    try:
-        from airflow.sdk.exceptions import AirflowSensorTimeout
-    except ImportError:  # Airflow 3.0
-        from airflow.exceptions import AirflowSensorTimeout as LegacySensorTimeout
-
-        return cast("type[Exception]", LegacySensorTimeout)  # a deprecated alias, typed Any
-    return AirflowSensorTimeout
 
 
 class ConnectionSensor(BaseSensorOperator):
@@ -150,7 +137,7 @@ class ConnectionSensor(BaseSensorOperator):
         if not event or event.get("status") != "success":
             message = (event or {}).get("message") or f"ConnectionTrigger ended without success: {event!r}"
             if (event or {}).get("status") == "timeout":
-                raise _sensor_timeout()(message)
+                raise AirflowSensorTimeout(message)
             raise CDataError(message)
         connection: dict[str, Any] = event["connection"]
         self.log.info(

@@ -79,8 +79,8 @@ def run(emulator: EmulatorProcess) -> list[Row]:
 
     counters = emulator.counters()
     hook_connections = counters.connections_accepted - sum(map(connections_opened, plains.values()))
-    assert hook._session is not None
-    assert hook_connections == connections_opened(hook._session), "the emulator and urllib3 agree"
+    assert hook._transport is not None
+    assert hook_connections == connections_opened(hook._transport.session), "the emulator and urllib3 agree"
     minted = auth.tokens_minted_total() - minted_before
     assert counters.count("list", 200) == len(sides) * (CALLS + 1), counters.snapshot
     hook.close()

@@ -641,6 +641,11 @@ def test_an_error_body_echoing_the_token_is_scrubbed(plain: PlainServer, run: Ru
 
 
 # -- the shared async client -------------------------------------------------------------------------------
+def client_of(hook: CDataHook) -> Any:
+    """The shared httpx client the hook's async transport holds now (None before its first call)."""
+    return hook._atransport.client if hook._atransport is not None else None
+
+
 def test_async_hooks_on_one_loop_share_one_client_and_its_connections(
     cdata: CData, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -652,7 +657,7 @@ def test_async_hooks_on_one_loop_share_one_client_and_its_connections(
         for _ in range(3):  # three polling rounds, 50 triggers each, concurrently
             results = await asyncio.gather(*(hook.alist_connections() for hook in hooks))
             assert all(len(result) == 1 for result in results)
-        clients = {id(hook._async_client) for hook in hooks}
+        clients = {id(client_of(hook)) for hook in hooks}
         for hook in hooks:
             await hook.aclose()
         return len(clients), sum(hook.tokens_minted for hook in hooks)
@@ -668,19 +673,19 @@ def test_async_hooks_on_one_loop_share_one_client_and_its_connections(
 def test_the_last_aclose_closes_the_shared_client_and_a_new_loop_gets_a_new_one(
     cdata_hook_env: CDataHook, cdata: CData
 ) -> None:
-    from airflow_provider_cdata.hooks import _async_clients
+    from airflow_provider_cdata.transport.aio import shared_clients
 
     async def use_two_hooks() -> Any:
         first, second = CDataHook(), CDataHook()
         await first.alist_connections()
         await second.alist_connections()
-        client = first._async_client
-        assert client is second._async_client
-        assert _async_clients.users(first.settings.api_url) == 2
+        client = client_of(first)
+        assert client is client_of(second)
+        assert shared_clients.users(first.settings.api_url) == 2
         await first.aclose()
-        assert not client.is_closed  # type: ignore[union-attr]
+        assert not client.is_closed
         await second.aclose()
-        assert client.is_closed  # type: ignore[union-attr]
+        assert client.is_closed
         return client
 
     first_client = asyncio.run(use_two_hooks())
@@ -691,7 +696,7 @@ def test_the_last_aclose_closes_the_shared_client_and_a_new_loop_gets_a_new_one(
 def test_a_hook_moved_to_a_new_event_loop_gets_a_new_client(cdata_hook_env: CDataHook, cdata: CData) -> None:
     async def list_without_closing(hook: CDataHook) -> Any:
         await hook.alist_connections()
-        return hook._async_client
+        return client_of(hook)
 
     # The first loop closes with the client still open (a triggerer restarting its loop, a test).
     first = asyncio.run(list_without_closing(cdata_hook_env))
@@ -740,24 +745,24 @@ def test_retry_after_wins_over_backoff_and_is_capped() -> None:
     [("2", 2.0), ("0.5", 0.5), (" 3 ", 3.0), ("-3", 0.0), ("soon", None), ("", None)],
 )
 def test_retry_after_header_forms(header: str, seconds: float | None) -> None:
-    from airflow_provider_cdata.hooks import _retry_after_seconds
+    from airflow_provider_cdata.transport.answers import retry_after_seconds
 
-    assert _retry_after_seconds(header) == seconds
+    assert retry_after_seconds(header) == seconds
 
 
 def test_retry_after_as_a_date() -> None:
     from email.utils import formatdate
 
-    from airflow_provider_cdata.hooks import _retry_after_seconds
+    from airflow_provider_cdata.transport.answers import retry_after_seconds
 
-    ahead = _retry_after_seconds(formatdate(time.time() + 30, usegmt=True))
+    ahead = retry_after_seconds(formatdate(time.time() + 30, usegmt=True))
     assert ahead is not None
     assert 28 <= ahead <= 30
-    assert _retry_after_seconds(formatdate(time.time() - 30, usegmt=True)) == 0.0
+    assert retry_after_seconds(formatdate(time.time() - 30, usegmt=True)) == 0.0
 
 
 def test_closed_loops_do_not_keep_their_clients(cdata_hook_env: CDataHook) -> None:
-    from airflow_provider_cdata.hooks import _async_clients
+    from airflow_provider_cdata.transport.aio import shared_clients
 
     async def list_without_closing() -> None:
         await CDataHook().alist_connections()
@@ -767,6 +772,6 @@ def test_closed_loops_do_not_keep_their_clients(cdata_hook_env: CDataHook) -> No
 
     async def count_loops() -> int:
         await CDataHook().alist_connections()
-        return len(_async_clients._clients)
+        return len(shared_clients._clients)
 
     assert asyncio.run(count_loops()) == 1, "only the running loop's clients are kept"

@@ -1,0 +1,214 @@
+"""The Airflow connection of type ``cdata``, read and checked: :class:`ConnectionSettings`.
+
+* ``host``: the API root. A full URL (``https://cloud.cdata.com/api``) is used as it is. A host without
+  a scheme (what a URI-form connection such as ``cdata://parent:key@cloud.cdata.com/api`` gives) is
+  taken as ``https://``, with the port and the URI path (Airflow's ``schema``) appended. A URL without
+  a path gets CData's ``/api``; write a trailing ``/`` for a root that really is ``/``. Empty: CData's
+  public API. Plain ``http://`` is refused unless the host is loopback or ``allow_insecure_http`` is set.
+* ``login``: the parent (OEM) account id, the JWT ``iss``.
+* ``password``: the parent's RSA private key (PEM); or the extra ``private_key_path``.
+* extras: ``account_id`` (default child account, the JWT ``sub``), ``token_lifetime`` (seconds, default
+  300), ``timeout`` (seconds, default 30), ``max_retries`` (default 5), ``allow_insecure_http``
+  (default false). Extras may be strings (URI-form connections): they are coerced and checked.
+
+Nothing here does I/O but :func:`load_key` (it may read a key file).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from airflow_provider_cdata import CONN_TYPE, DEFAULT_API_URL
+from airflow_provider_cdata.auth import KeyLoadError, LoadedKey, load_private_key
+from airflow_provider_cdata.exceptions import CDataConfigError, CDataValidationError
+from airflow_provider_cdata.validation import validate_uuid
+
+DEFAULT_TOKEN_LIFETIME = 300
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_MAX_RETRIES = 5
+TOKEN_LIFETIME_RANGE = (30, 3600)
+MAX_RETRIES_LIMIT = 20
+MAX_TIMEOUT = 600.0
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """What the hook uses from the Airflow connection, checked and coerced."""
+
+    api_url: str
+    parent_id: str
+    private_key: str | None = field(repr=False)
+    private_key_path: str | None
+    account_id: str | None
+    token_lifetime: int = DEFAULT_TOKEN_LIFETIME
+    timeout: float = DEFAULT_TIMEOUT
+    max_retries: int = DEFAULT_MAX_RETRIES
+    allow_insecure_http: bool = False
+
+
+def settings_from_connection(conn: Any) -> ConnectionSettings:
+    """Check an Airflow connection and turn it into :class:`ConnectionSettings` (no I/O)."""
+    conn_id = getattr(conn, "conn_id", None) or "?"
+    extra = _extra_dict(conn, conn_id)
+    allow_insecure = _bool_extra(extra, "allow_insecure_http", False, conn_id)
+    parent_id = conn.login
+    if not isinstance(parent_id, str) or not parent_id.strip():
+        raise CDataConfigError(
+            f"Airflow connection '{conn_id}': login (the parent account id, the JWT iss) is empty", "login"
+        )
+    account_id = extra.get("account_id") or None
+    if account_id is not None:
+        try:
+            account_id = validate_uuid(account_id, "account_id")
+        except CDataValidationError as exc:
+            raise CDataConfigError(f"Airflow connection '{conn_id}': extra {exc}", "account_id") from None
+    key_path = extra.get("private_key_path") or None
+    if key_path is not None and not isinstance(key_path, str):
+        raise CDataConfigError(
+            f"Airflow connection '{conn_id}': extra private_key_path must be a file path string",
+            "private_key_path",
+        )
+    return ConnectionSettings(
+        api_url=_api_url(conn, allow_insecure, conn_id),
+        parent_id=parent_id.strip(),
+        private_key=conn.password or None,
+        private_key_path=key_path,
+        account_id=account_id,
+        token_lifetime=_int_extra(
+            extra, "token_lifetime", DEFAULT_TOKEN_LIFETIME, TOKEN_LIFETIME_RANGE, conn_id
+        ),
+        timeout=_timeout_extra(extra, conn_id),
+        max_retries=_int_extra(extra, "max_retries", DEFAULT_MAX_RETRIES, (0, MAX_RETRIES_LIMIT), conn_id),
+        allow_insecure_http=allow_insecure,
+    )
+
+
+def load_key(settings: ConnectionSettings) -> LoadedKey:
+    """The connection's private key (from the password, or the file ``private_key_path`` names)."""
+    try:
+        return load_private_key(settings.private_key, settings.private_key_path)
+    except KeyLoadError as exc:
+        raise CDataConfigError(f"CData private key: {exc}", exc.field) from None
+
+
+def missing_connection(conn_id: str) -> CDataConfigError:
+    return CDataConfigError(
+        f"Airflow connection '{conn_id}' is not defined: create a connection of type '{CONN_TYPE}'",
+        "cdata_conn_id",
+    )
+
+
+def _extra_dict(conn: Any, conn_id: str) -> dict[str, Any]:
+    raw = conn.extra
+    if not raw:
+        return {}
+    try:
+        extra = json.loads(raw) if isinstance(raw, str) else dict(raw)
+    except (ValueError, TypeError):
+        raise CDataConfigError(
+            f"Airflow connection '{conn_id}': extra is not a JSON object", "extra"
+        ) from None
+    if not isinstance(extra, dict):
+        raise CDataConfigError(f"Airflow connection '{conn_id}': extra is not a JSON object", "extra")
+    return extra
+
+
+def _int_extra(extra: dict[str, Any], name: str, default: int, bounds: tuple[int, int], conn_id: str) -> int:
+    raw = extra.get(name)
+    if raw is None or raw == "":
+        return default
+    low, high = bounds
+    value: int | None = None
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        value = raw
+    elif (isinstance(raw, float) and raw.is_integer()) or (
+        isinstance(raw, str) and re.fullmatch(r"\s*-?\d+\s*", raw)
+    ):
+        value = int(raw)
+    if value is None or not low <= value <= high:
+        kind = "a positive integer" if low > 0 else "a non-negative integer"
+        raise CDataConfigError(
+            f"Airflow connection '{conn_id}': extra {name} must be {kind} between {low} and {high}, "
+            f"got {raw!r}",
+            name,
+        )
+    return value
+
+
+def _timeout_extra(extra: dict[str, Any], conn_id: str) -> float:
+    raw = extra.get("timeout")
+    if raw is None or raw == "":
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(raw) if not isinstance(raw, bool) else -1.0
+    except (TypeError, ValueError):
+        value = -1.0
+    if not 0 < value <= MAX_TIMEOUT:
+        raise CDataConfigError(
+            f"Airflow connection '{conn_id}': extra timeout must be a positive number of seconds "
+            f"(at most {MAX_TIMEOUT:g}), got {raw!r}",
+            "timeout",
+        )
+    return value
+
+
+def _bool_extra(extra: dict[str, Any], name: str, default: bool, conn_id: str) -> bool:
+    raw = extra.get(name)
+    if raw is None or raw == "":
+        return default
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise CDataConfigError(
+        f"Airflow connection '{conn_id}': extra {name} must be true or false, got {raw!r}", name
+    )
+
+
+def _api_url(conn: Any, allow_insecure_http: bool, conn_id: str) -> str:
+    host = (conn.host or "").strip()
+    if not host:
+        return DEFAULT_API_URL
+    try:
+        parts = urlsplit(host if "://" in host else f"https://{host}")
+        hostname, port = parts.hostname, parts.port
+    except ValueError:
+        raise CDataConfigError(f"Airflow connection '{conn_id}': host is not a valid URL", "host") from None
+    if parts.scheme not in ("http", "https") or not hostname:
+        raise CDataConfigError(
+            f"Airflow connection '{conn_id}': host must be an http(s) URL such as {DEFAULT_API_URL}", "host"
+        )
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise CDataConfigError(
+            f"Airflow connection '{conn_id}': host must be a plain API URL, without credentials, "
+            "query or fragment",
+            "host",
+        )
+    if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(hostname):
+        raise CDataConfigError(
+            f"Airflow connection '{conn_id}': host {hostname} uses plain http://, which would send the "
+            "bearer token in clear; use https://, or set the extra allow_insecure_http to true",
+            "host",
+        )
+    netloc = parts.netloc
+    if port is None and conn.port:
+        netloc = f"{netloc}:{int(conn.port)}"
+    path = parts.path or f"/{(conn.schema or 'api').strip('/')}"
+    return urlunsplit((parts.scheme, netloc, path.rstrip("/"), "", ""))
+
+
+def _is_loopback(hostname: str) -> bool:
+    if hostname.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False
