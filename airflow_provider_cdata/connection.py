@@ -58,20 +58,17 @@ def settings_from_connection(conn: Any) -> ConnectionSettings:
     allow_insecure = _bool_extra(extra, "allow_insecure_http", False, conn_id)
     parent_id = conn.login
     if not isinstance(parent_id, str) or not parent_id.strip():
-        raise CDataConfigError(
-            f"Airflow connection '{conn_id}': login (the parent account id, the JWT iss) is empty", "login"
-        )
+        raise connection_error(conn_id, "login", "login (the parent account id, the JWT iss) is empty")
     account_id = extra.get("account_id") or None
     if account_id is not None:
         try:
             account_id = validate_uuid(account_id, "account_id")
         except CDataValidationError as exc:
-            raise CDataConfigError(f"Airflow connection '{conn_id}': extra {exc}", "account_id") from None
+            raise connection_error(conn_id, "account_id", f"extra {exc}") from None
     key_path = extra.get("private_key_path") or None
     if key_path is not None and not isinstance(key_path, str):
-        raise CDataConfigError(
-            f"Airflow connection '{conn_id}': extra private_key_path must be a file path string",
-            "private_key_path",
+        raise connection_error(
+            conn_id, "private_key_path", "extra private_key_path must be a file path string"
         )
     return ConnectionSettings(
         api_url=_api_url(conn, allow_insecure, conn_id),
@@ -93,14 +90,19 @@ def load_key(settings: ConnectionSettings) -> LoadedKey:
     try:
         return load_private_key(settings.private_key, settings.private_key_path)
     except KeyLoadError as exc:
-        raise CDataConfigError(f"CData private key: {exc}", exc.field) from None
+        raise CDataConfigError(exc.field, f"CData private key: {exc}") from None
 
 
 def missing_connection(conn_id: str) -> CDataConfigError:
     return CDataConfigError(
-        f"Airflow connection '{conn_id}' is not defined: create a connection of type '{CONN_TYPE}'",
         "cdata_conn_id",
+        f"Airflow connection '{conn_id}' is not defined: create a connection of type '{CONN_TYPE}'",
     )
+
+
+def connection_error(conn_id: str, field: str, problem: str) -> CDataConfigError:
+    """The error for a connection field (or extra) that is unusable: "Airflow connection '<id>': ..."."""
+    return CDataConfigError(field, f"Airflow connection '{conn_id}': {problem}")
 
 
 def _extra_dict(conn: Any, conn_id: str) -> dict[str, Any]:
@@ -110,11 +112,9 @@ def _extra_dict(conn: Any, conn_id: str) -> dict[str, Any]:
     try:
         extra = json.loads(raw) if isinstance(raw, str) else dict(raw)
     except (ValueError, TypeError):
-        raise CDataConfigError(
-            f"Airflow connection '{conn_id}': extra is not a JSON object", "extra"
-        ) from None
+        raise connection_error(conn_id, "extra", "extra is not a JSON object") from None
     if not isinstance(extra, dict):
-        raise CDataConfigError(f"Airflow connection '{conn_id}': extra is not a JSON object", "extra")
+        raise connection_error(conn_id, "extra", "extra is not a JSON object")
     return extra
 
 
@@ -132,10 +132,8 @@ def _int_extra(extra: dict[str, Any], name: str, default: int, bounds: tuple[int
         value = int(raw)
     if value is None or not low <= value <= high:
         kind = "a positive integer" if low > 0 else "a non-negative integer"
-        raise CDataConfigError(
-            f"Airflow connection '{conn_id}': extra {name} must be {kind} between {low} and {high}, "
-            f"got {raw!r}",
-            name,
+        raise connection_error(
+            conn_id, name, f"extra {name} must be {kind} between {low} and {high}, got {raw!r}"
         )
     return value
 
@@ -149,10 +147,10 @@ def _timeout_extra(extra: dict[str, Any], conn_id: str) -> float:
     except (TypeError, ValueError):
         value = -1.0
     if not 0 < value <= MAX_TIMEOUT:
-        raise CDataConfigError(
-            f"Airflow connection '{conn_id}': extra timeout must be a positive number of seconds "
-            f"(at most {MAX_TIMEOUT:g}), got {raw!r}",
+        raise connection_error(
+            conn_id,
             "timeout",
+            f"extra timeout must be a positive number of seconds (at most {MAX_TIMEOUT:g}), got {raw!r}",
         )
     return value
 
@@ -168,9 +166,7 @@ def _bool_extra(extra: dict[str, Any], name: str, default: bool, conn_id: str) -
         return True
     if text in ("false", "0", "no", "off"):
         return False
-    raise CDataConfigError(
-        f"Airflow connection '{conn_id}': extra {name} must be true or false, got {raw!r}", name
-    )
+    raise connection_error(conn_id, name, f"extra {name} must be true or false, got {raw!r}")
 
 
 def _api_url(conn: Any, allow_insecure_http: bool, conn_id: str) -> str:
@@ -181,22 +177,19 @@ def _api_url(conn: Any, allow_insecure_http: bool, conn_id: str) -> str:
         parts = urlsplit(host if "://" in host else f"https://{host}")
         hostname, port = parts.hostname, parts.port
     except ValueError:
-        raise CDataConfigError(f"Airflow connection '{conn_id}': host is not a valid URL", "host") from None
+        raise connection_error(conn_id, "host", "host is not a valid URL") from None
     if parts.scheme not in ("http", "https") or not hostname:
-        raise CDataConfigError(
-            f"Airflow connection '{conn_id}': host must be an http(s) URL such as {DEFAULT_API_URL}", "host"
-        )
+        raise connection_error(conn_id, "host", f"host must be an http(s) URL such as {DEFAULT_API_URL}")
     if parts.username or parts.password or parts.query or parts.fragment:
-        raise CDataConfigError(
-            f"Airflow connection '{conn_id}': host must be a plain API URL, without credentials, "
-            "query or fragment",
-            "host",
+        raise connection_error(
+            conn_id, "host", "host must be a plain API URL, without credentials, query or fragment"
         )
     if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(hostname):
-        raise CDataConfigError(
-            f"Airflow connection '{conn_id}': host {hostname} uses plain http://, which would send the "
-            "bearer token in clear; use https://, or set the extra allow_insecure_http to true",
+        raise connection_error(
+            conn_id,
             "host",
+            f"host {hostname} uses plain http://, which would send the bearer token in clear; use "
+            "https://, or set the extra allow_insecure_http to true",
         )
     netloc = parts.netloc
     if port is None and conn.port:

@@ -733,11 +733,8 @@ def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:
 
 def test_retry_after_wins_over_backoff_and_is_capped() -> None:
     policy = RetryPolicy(backoff_base=1.0, retry_after_cap=60.0)
-    error = CDataAPIError("GET", "/x", 429, "slow down")
-    error.retry_after = 7.0
-    assert policy.wait_seconds(error, 1) == 7.0
-    error.retry_after = 3600.0
-    assert policy.wait_seconds(error, 1) == 60.0
+    assert policy.wait_seconds(CDataAPIError("GET", "/x", 429, "slow down", retry_after=7.0), 1) == 7.0
+    assert policy.wait_seconds(CDataAPIError("GET", "/x", 429, "slow down", retry_after=3600.0), 1) == 60.0
 
 
 @pytest.mark.parametrize(

@@ -92,9 +92,8 @@ def raise_for_status(call: Call, answer: Answer, state: CallState) -> None:
     if 200 <= answer.status < 300:
         return
     message = error_message(answer, state.tokens)
-    error = CDataAPIError(call.method, call.path, answer.status, message, answer.attempts)
-    error.retry_after = retry_after_seconds(answer.headers.get("retry-after"))
-    raise error
+    retry_after = retry_after_seconds(answer.headers.get("retry-after"))
+    raise CDataAPIError(call.method, call.path, answer.status, message, answer.attempts, retry_after)
 
 
 def network_error(call: Call, exc: BaseException, state: CallState) -> CDataAPIError:
@@ -109,10 +108,8 @@ def network_error(call: Call, exc: BaseException, state: CallState) -> CDataAPIE
     else:
         kind = "connection error"
     detail = snippet(scrub(str(exc), state.tokens)) or type(exc).__name__
-    error = CDataAPIError(call.method, call.path, None, f"{kind}: {detail}", state.requests)
     # A certificate that does not verify will not verify on the next try either.
-    error.retryable = not tls
-    return error
+    return CDataAPIError(call.method, call.path, None, f"{kind}: {detail}", state.requests, retryable=not tls)
 
 
 def is_tls_failure(exc: BaseException | None) -> bool:
