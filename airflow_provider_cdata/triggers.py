@@ -11,13 +11,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_cdata import DEFAULT_CONN_ID
+from airflow_provider_cdata import DEFAULT_CONN_ID, events
 from airflow_provider_cdata.criteria import ConnectionCriteria
 from airflow_provider_cdata.exceptions import CDataAPIError, CDataError
+
+if TYPE_CHECKING:
+    from airflow_provider_cdata.hooks import CDataHook
 
 # Longest pause between polls while CData keeps failing (the hook has already retried each poll).
 MAX_ERROR_BACKOFF_SECONDS = 300.0
@@ -25,8 +28,8 @@ MAX_ERROR_BACKOFF_SECONDS = 300.0
 
 class ConnectionTrigger(BaseTrigger):
     """Fire once a connection matching ``criteria`` is listed, or the deadline passes, or an error
-    that waiting cannot fix occurs. Events: ``{"status": "success" | "timeout" | "error",
-    "connection": dict | None, "message": str}``."""
+    that waiting cannot fix occurs. It fires one event, :func:`airflow_provider_cdata.events.payload`:
+    ``{"status": SUCCESS | TIMEOUT | ERROR, "connection": dict | None, "message": str}``."""
 
     def __init__(
         self,
@@ -56,22 +59,23 @@ class ConnectionTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        yield await self.wait()
+
+    async def wait(self) -> TriggerEvent:
+        """Poll until a connection matches, the deadline passes, or waiting cannot help; the one event."""
         from airflow_provider_cdata.hooks import CDataHook
 
         try:
             criteria = ConnectionCriteria.from_dict(self.criteria)
         except CDataError as exc:
-            yield _event("error", f"Invalid criteria: {exc}")
-            return
+            return _event(events.ERROR, f"Invalid criteria: {exc}")
         hook = CDataHook(cdata_conn_id=self.cdata_conn_id, account_id=self.account_id)
         try:
-            async for event in self._poll(hook, criteria):
-                yield event
-                return
+            return await self._poll(hook, criteria)
         finally:
             await hook.aclose()
 
-    async def _poll(self, hook: Any, criteria: ConnectionCriteria) -> AsyncIterator[TriggerEvent]:
+    async def _poll(self, hook: CDataHook, criteria: ConnectionCriteria) -> TriggerEvent:
         failures = 0
         self.log.info("Waiting for a connection matching %s", criteria.describe())
         while True:
@@ -85,8 +89,7 @@ class ConnectionTrigger(BaseTrigger):
             except CDataAPIError as exc:
                 # Worth waiting out: no answer (network, timeout), 429 or 5xx; not a 4xx or a bad certificate.
                 if not exc.retryable:
-                    yield _event("error", str(exc))
-                    return
+                    return _event(events.ERROR, str(exc))
                 failures += 1
                 pause = min(
                     self.poke_interval * 2 ** (failures - 1),
@@ -94,24 +97,19 @@ class ConnectionTrigger(BaseTrigger):
                 )
                 self.log.warning("Polling CData failed (%s); trying again in %.0f s", exc, pause)
             except CDataError as exc:
-                yield _event("error", str(exc))
-                return
+                return _event(events.ERROR, str(exc))
             else:
                 failures = 0
                 match = criteria.first_match(connections)
                 if match is not None:
-                    yield _event(
-                        "success", f"Connection {match.get('id')} matches {criteria.describe()}", match
-                    )
-                    return
+                    message = f"Connection {match.get('id')} matches {criteria.describe()}"
+                    return _event(events.SUCCESS, message, match)
             remaining = None if self.deadline is None else self.deadline - time.time()
             if remaining is not None and remaining <= 0:
-                yield _event(
-                    "timeout", f"No connection matching {criteria.describe()} appeared before the timeout"
-                )
-                return
+                message = f"No connection matching {criteria.describe()} appeared before the timeout"
+                return _event(events.TIMEOUT, message)
             await asyncio.sleep(pause if remaining is None else min(pause, remaining))
 
 
 def _event(status: str, message: str, connection: dict[str, Any] | None = None) -> TriggerEvent:
-    return TriggerEvent({"status": status, "connection": connection, "message": message})  # type: ignore[no-untyped-call]
+    return TriggerEvent(events.payload(status, message, connection))  # type: ignore[no-untyped-call]

@@ -134,11 +134,11 @@ def _trigger(criteria: dict[str, Any], deadline: float | None = None, poke_inter
     return ConnectionTrigger(criteria=criteria, poke_interval=poke_interval, deadline=deadline)
 
 
-async def _first_event(trigger: Any) -> dict[str, Any]:
-    async for event in trigger.run():
-        payload: dict[str, Any] = event.payload
-        return payload
-    raise AssertionError("the trigger ended without an event")
+async def _the_event(trigger: Any) -> dict[str, Any]:
+    """The payload of the one event ``run()`` fires (it must fire exactly one, then end)."""
+    fired: list[dict[str, Any]] = [event.payload async for event in trigger.run()]
+    assert len(fired) == 1, fired
+    return fired[0]
 
 
 def test_trigger_serializes_plain_values_only() -> None:
@@ -157,7 +157,7 @@ def test_trigger_survives_503s_and_a_dropped_connection_mid_wait(
     cdata.emulator.inject("status", status=503, route="list", times=2)
     cdata.emulator.inject("drop", route="list", times=1)
     with customer_after_polls(cdata, 5, body={"externalId": "late"}) as outcome:
-        event = asyncio.run(_first_event(_trigger({"external_id": "late"}, deadline=time.time() + 30)))
+        event = asyncio.run(_the_event(_trigger({"external_id": "late"}, deadline=time.time() + 30)))
     assert event["status"] == "success", event
     assert event["connection"]["id"] == outcome["cdata_connection_id"]
     assert cdata.emulator.counters.faults == {"status": 2, "drop": 1}
@@ -167,7 +167,7 @@ def test_trigger_survives_503s_and_a_dropped_connection_mid_wait(
 def test_trigger_times_out_at_the_deadline(cdata: CData, monkeypatch: pytest.MonkeyPatch) -> None:
     _connection_env(monkeypatch, cdata)
     started = time.monotonic()
-    event = asyncio.run(_first_event(_trigger({"external_id": "never"}, deadline=time.time() + 1)))
+    event = asyncio.run(_the_event(_trigger({"external_id": "never"}, deadline=time.time() + 1)))
     assert event["status"] == "timeout"
     assert "never" in event["message"]
     assert 0.9 < time.monotonic() - started < 5
@@ -176,9 +176,34 @@ def test_trigger_times_out_at_the_deadline(cdata: CData, monkeypatch: pytest.Mon
 def test_trigger_reports_an_error_waiting_cannot_fix(cdata: CData, monkeypatch: pytest.MonkeyPatch) -> None:
     _connection_env(monkeypatch, cdata)
     cdata.emulator.inject("status", status=404, route="list")
-    event = asyncio.run(_first_event(_trigger({"external_id": "x"}, deadline=time.time() + 30)))
+    event = asyncio.run(_the_event(_trigger({"external_id": "x"}, deadline=time.time() + 30)))
     assert event["status"] == "error"
     assert "404" in event["message"]
+
+
+def test_trigger_reports_invalid_criteria_without_calling_cdata(
+    cdata: CData, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _connection_env(monkeypatch, cdata)
+    event = asyncio.run(_the_event(_trigger({"external_id": "x", "statuses": [""]})))
+    assert event == {"status": "error", "connection": None, "message": event["message"]}
+    assert event["message"].startswith("Invalid criteria: statuses must be")
+    assert cdata.emulator.counters.count("list", 200) == 0
+
+
+def test_the_sensor_reads_each_event_the_trigger_can_fire() -> None:
+    from airflow_provider_cdata import events
+    from airflow_provider_cdata._compat import AirflowSensorTimeout
+    from airflow_provider_cdata.exceptions import CDataError
+    from airflow_provider_cdata.sensors import ConnectionSensor
+
+    sensor = ConnectionSensor(task_id="wait", external_id="x")
+    found = {"id": "c1", "name": "Acme"}
+    assert sensor.execute_complete({}, events.payload(events.SUCCESS, "found", found)) == found
+    with pytest.raises(AirflowSensorTimeout, match="too late"):
+        sensor.execute_complete({}, events.payload(events.TIMEOUT, "too late"))
+    with pytest.raises(CDataError, match="HTTP 404"):
+        sensor.execute_complete({}, events.payload(events.ERROR, "HTTP 404"))
 
 
 def _connection_env(monkeypatch: pytest.MonkeyPatch, cdata: CData, **extra: Any) -> dict[str, str]:
