@@ -8,6 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow_provider_cdata.limits import (
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
+    DEFAULT_TOKEN_LIFETIME,
+    MAX_RETRIES_RANGE,
+    MAX_TIMEOUT,
+    TOKEN_LIFETIME_RANGE,
+)
+
 __version__ = "0.1.0"
 
 DEFAULT_API_URL = "https://cloud.cdata.com/api"
@@ -19,7 +28,8 @@ def get_provider_info() -> dict[str, Any]:
     """Describe the provider to Airflow's ProvidersManager (entry point ``apache_airflow_provider``).
 
     The connection form is declared here, the Airflow 3.2+ way (``conn-fields`` and
-    ``ui-field-behaviour``), so the UI never has to import the hook to draw it.
+    ``ui-field-behaviour``), so the UI never has to import the hook to draw it. Its defaults and bounds
+    are the hook's own (:mod:`airflow_provider_cdata.limits`).
     """
     return {
         "package-name": "airflow-provider-cdata",
@@ -81,20 +91,31 @@ def _cdata_connection_type() -> dict[str, Any]:
             },
             "token_lifetime": {
                 "label": "Token lifetime (s)",
-                "description": "Seconds each minted JWT is valid; empty means 300.",
+                "description": f"Seconds each minted JWT is valid; empty means {DEFAULT_TOKEN_LIFETIME}.",
                 # No schema default: Airflow hides the value of any field whose name contains "token", so
                 # a default would reach the form as "***" and be saved as the lifetime.
-                "schema": {"type": ["integer", "null"], "minimum": 30, "maximum": 3600},
+                "schema": {"type": ["integer", "null"], **_int_bounds(TOKEN_LIFETIME_RANGE)},
             },
             "timeout": {
                 "label": "Timeout (s)",
                 "description": "Connect and read timeout of each request.",
-                "schema": {"type": ["number", "null"], "default": 30, "minimum": 1},
+                # More than 0 (the UI draws a number field from "minimum" and "maximum" only, so the
+                # lower bound is checked by the hook, with a message naming the field).
+                "schema": {
+                    "type": ["number", "null"],
+                    "default": DEFAULT_TIMEOUT,
+                    "exclusiveMinimum": 0,
+                    "maximum": MAX_TIMEOUT,
+                },
             },
             "max_retries": {
                 "label": "Max retries",
                 "description": "Retries for connection errors, timeouts, 429 and 5xx answers.",
-                "schema": {"type": ["integer", "null"], "default": 5, "minimum": 0, "maximum": 20},
+                "schema": {
+                    "type": ["integer", "null"],
+                    "default": DEFAULT_MAX_RETRIES,
+                    **_int_bounds(MAX_RETRIES_RANGE),
+                },
             },
             "allow_insecure_http": {
                 "label": "Allow plain http",
@@ -103,3 +124,8 @@ def _cdata_connection_type() -> dict[str, Any]:
             },
         },
     }
+
+
+def _int_bounds(bounds: tuple[int, int]) -> dict[str, int]:
+    low, high = bounds
+    return {"minimum": low, "maximum": high}

@@ -9,7 +9,8 @@
 * ``password``: the parent's RSA private key (PEM); or the extra ``private_key_path``.
 * extras: ``account_id`` (default child account, the JWT ``sub``), ``token_lifetime`` (seconds, default
   300), ``timeout`` (seconds, default 30), ``max_retries`` (default 5), ``allow_insecure_http``
-  (default false). Extras may be strings (URI-form connections): they are coerced and checked.
+  (default false); their bounds are in :mod:`airflow_provider_cdata.limits`. Extras may be strings
+  (URI-form connections): they are coerced and checked.
 
 Nothing here does I/O but :func:`load_key` (it may read a key file).
 """
@@ -26,14 +27,15 @@ from urllib.parse import urlsplit, urlunsplit
 from airflow_provider_cdata import CONN_TYPE, DEFAULT_API_URL
 from airflow_provider_cdata.auth import KeyLoadError, LoadedKey, load_private_key
 from airflow_provider_cdata.exceptions import CDataConfigError, CDataValidationError
+from airflow_provider_cdata.limits import (
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
+    DEFAULT_TOKEN_LIFETIME,
+    MAX_RETRIES_RANGE,
+    MAX_TIMEOUT,
+    TOKEN_LIFETIME_RANGE,
+)
 from airflow_provider_cdata.validation import validate_uuid
-
-DEFAULT_TOKEN_LIFETIME = 300
-DEFAULT_TIMEOUT = 30.0
-DEFAULT_MAX_RETRIES = 5
-TOKEN_LIFETIME_RANGE = (30, 3600)
-MAX_RETRIES_LIMIT = 20
-MAX_TIMEOUT = 600.0
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,7 @@ def settings_from_connection(conn: Any) -> ConnectionSettings:
             extra, "token_lifetime", DEFAULT_TOKEN_LIFETIME, TOKEN_LIFETIME_RANGE, conn_id
         ),
         timeout=_timeout_extra(extra, conn_id),
-        max_retries=_int_extra(extra, "max_retries", DEFAULT_MAX_RETRIES, (0, MAX_RETRIES_LIMIT), conn_id),
+        max_retries=_int_extra(extra, "max_retries", DEFAULT_MAX_RETRIES, MAX_RETRIES_RANGE, conn_id),
         allow_insecure_http=allow_insecure,
     )
 

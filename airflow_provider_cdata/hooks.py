@@ -28,18 +28,20 @@ from airflow_provider_cdata._masking import (
 )
 from airflow_provider_cdata.auth import Clock, LoadedKey, TokenMinter, cached_key
 from airflow_provider_cdata.connection import (
-    DEFAULT_MAX_RETRIES,
-    DEFAULT_TIMEOUT,
-    DEFAULT_TOKEN_LIFETIME,
-    MAX_RETRIES_LIMIT,
-    MAX_TIMEOUT,
-    TOKEN_LIFETIME_RANGE,
     ConnectionSettings,
     load_key,
     missing_connection,
     settings_from_connection,
 )
 from airflow_provider_cdata.exceptions import CDataAPIError, CDataError, CDataValidationError
+from airflow_provider_cdata.limits import (
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
+    DEFAULT_TOKEN_LIFETIME,
+    MAX_RETRIES_LIMIT,
+    MAX_TIMEOUT,
+    TOKEN_LIFETIME_RANGE,
+)
 from airflow_provider_cdata.transport.aio import ASYNC_POOL_SIZE, AsyncTransport
 from airflow_provider_cdata.transport.answers import (
     SNIPPET_LENGTH,

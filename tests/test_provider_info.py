@@ -14,13 +14,14 @@ import jsonschema  # type: ignore[import-untyped]
 import pytest
 
 from airflow_provider_cdata import get_provider_info
-from airflow_provider_cdata.hooks import (
+from airflow_provider_cdata.hooks import CDataHook
+from airflow_provider_cdata.limits import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
     DEFAULT_TOKEN_LIFETIME,
     MAX_RETRIES_LIMIT,
+    MAX_TIMEOUT,
     TOKEN_LIFETIME_RANGE,
-    CDataHook,
 )
 
 EXTRAS = ["account_id", "private_key_path", "token_lifetime", "timeout", "max_retries", "allow_insecure_http"]
@@ -79,9 +80,61 @@ def test_declared_defaults_and_bounds_are_the_hooks() -> None:
     assert (fields["max_retries"]["minimum"], fields["max_retries"]["maximum"]) == (0, MAX_RETRIES_LIMIT)
     assert fields["allow_insecure_http"]["default"] is False
     assert (fields["token_lifetime"]["minimum"], fields["token_lifetime"]["maximum"]) == TOKEN_LIFETIME_RANGE
+    assert (fields["timeout"]["exclusiveMinimum"], fields["timeout"]["maximum"]) == (0, MAX_TIMEOUT)
     # Airflow masks values of fields named like "token": the default lives in the description instead.
     assert "default" not in fields["token_lifetime"]
     assert str(DEFAULT_TOKEN_LIFETIME) in cdata_type()["conn-fields"]["token_lifetime"]["description"]
+
+
+# Each numeric extra at and just past each of its bounds (and the form's other edge cases): the form's
+# schema must accept exactly what the hook accepts.
+BOUNDARY_VALUES: dict[str, list[Any]] = {
+    "token_lifetime": [TOKEN_LIFETIME_RANGE[0] - 1, *TOKEN_LIFETIME_RANGE, TOKEN_LIFETIME_RANGE[1] + 1, None],
+    "max_retries": [-1, 0, MAX_RETRIES_LIMIT, MAX_RETRIES_LIMIT + 1, None],
+    "timeout": [-1, 0, 0.001, 1, MAX_TIMEOUT, MAX_TIMEOUT + 0.001, 2 * MAX_TIMEOUT, None],
+    "allow_insecure_http": [True, False, None],
+}
+
+
+def hook_accepts(name: str, value: Any) -> bool:
+    from airflow.sdk import Connection
+
+    from airflow_provider_cdata.exceptions import CDataConfigError
+    from airflow_provider_cdata.hooks import settings_from_connection
+
+    extra = json.dumps({name: value})
+    conn = Connection(conn_id="bounds", conn_type="cdata", login="parent", extra=extra)
+    try:
+        settings_from_connection(conn)
+    except CDataConfigError as exc:
+        if exc.field != name:
+            raise AssertionError(f"refused for {exc.field}, not {name}: {exc}") from None
+        return False
+    return True
+
+
+def form_accepts(name: str, value: Any) -> bool:
+    schema = cdata_type()["conn-fields"][name]["schema"]
+    try:
+        jsonschema.validate(value, schema)
+    except jsonschema.ValidationError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [(name, value) for name, values in BOUNDARY_VALUES.items() for value in values],
+    ids=lambda item: str(item),
+)
+def test_the_form_and_the_hook_agree_at_every_bound(name: str, value: Any) -> None:
+    assert form_accepts(name, value) == hook_accepts(name, value)
+
+
+def test_the_boundary_values_reach_both_sides_of_every_bound() -> None:
+    for name, values in BOUNDARY_VALUES.items():
+        verdicts = {hook_accepts(name, value) for value in values}
+        assert verdicts == ({True} if name == "allow_insecure_http" else {True, False}), name
 
 
 def test_airflow_providers_hooks_lists_cdata(tmp_path: Path) -> None:
