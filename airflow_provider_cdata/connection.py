@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -35,7 +34,7 @@ from airflow_provider_cdata.limits import (
     MAX_TIMEOUT,
     TOKEN_LIFETIME_RANGE,
 )
-from airflow_provider_cdata.validation import validate_uuid
+from airflow_provider_cdata.validation import coerce_bool, coerce_int, is_unset, validate_uuid
 
 
 @dataclass(frozen=True)
@@ -122,27 +121,17 @@ def _extra_dict(conn: Any, conn_id: str) -> dict[str, Any]:
 
 def _int_extra(extra: dict[str, Any], name: str, default: int, bounds: tuple[int, int], conn_id: str) -> int:
     raw = extra.get(name)
-    if raw is None or raw == "":
+    if is_unset(raw):
         return default
-    low, high = bounds
-    value: int | None = None
-    if isinstance(raw, int) and not isinstance(raw, bool):
-        value = raw
-    elif (isinstance(raw, float) and raw.is_integer()) or (
-        isinstance(raw, str) and re.fullmatch(r"\s*-?\d+\s*", raw)
-    ):
-        value = int(raw)
-    if value is None or not low <= value <= high:
-        kind = "a positive integer" if low > 0 else "a non-negative integer"
-        raise connection_error(
-            conn_id, name, f"extra {name} must be {kind} between {low} and {high}, got {raw!r}"
-        )
-    return value
+    try:
+        return coerce_int(raw, name, *bounds)
+    except CDataValidationError as exc:
+        raise connection_error(conn_id, name, f"extra {exc}") from None
 
 
 def _timeout_extra(extra: dict[str, Any], conn_id: str) -> float:
-    raw = extra.get("timeout")
-    if raw is None or raw == "":
+    raw: Any = extra.get("timeout")
+    if is_unset(raw):
         return DEFAULT_TIMEOUT
     try:
         value = float(raw) if not isinstance(raw, bool) else -1.0
@@ -159,16 +148,12 @@ def _timeout_extra(extra: dict[str, Any], conn_id: str) -> float:
 
 def _bool_extra(extra: dict[str, Any], name: str, default: bool, conn_id: str) -> bool:
     raw = extra.get(name)
-    if raw is None or raw == "":
+    if is_unset(raw):
         return default
-    if isinstance(raw, bool):
-        return raw
-    text = str(raw).strip().lower()
-    if text in ("true", "1", "yes", "on"):
-        return True
-    if text in ("false", "0", "no", "off"):
-        return False
-    raise connection_error(conn_id, name, f"extra {name} must be true or false, got {raw!r}")
+    try:
+        return coerce_bool(raw, name)
+    except CDataValidationError as exc:
+        raise connection_error(conn_id, name, f"extra {exc}") from None
 
 
 def _api_url(conn: Any, allow_insecure_http: bool, conn_id: str) -> str:

@@ -17,7 +17,12 @@ from airflow.sdk import BaseOperator
 from airflow_provider_cdata import DEFAULT_CONN_ID
 from airflow_provider_cdata.criteria import modified_between, parse_optional_time
 from airflow_provider_cdata.exceptions import CDataError, CDataValidationError
-from airflow_provider_cdata.validation import validate_optional_name, validate_uuid
+from airflow_provider_cdata.validation import (
+    coerce_bool,
+    coerce_optional_int,
+    validate_optional_name,
+    validate_uuid,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -177,26 +182,6 @@ def collect_ids(connection_id: object, connection_ids: object) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
-def _flag(value: object, field: str) -> bool:
-    """A bool, or its rendered text (``"True"``/``"false"``) when the DAG does not render native objects."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    raise CDataValidationError(field, f"{field} must be true or false, not {value!r}")
-
-
-def _optional_count(value: object, field: str) -> int | None:
-    """None, a non-negative int, or its rendered text."""
-    if value is None or value == "None" or value == "":
-        return None
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    raise CDataValidationError(field, f"{field} must be a non-negative integer, not {value!r}")
-
-
 def _require_some_ids(connection_id: object, connection_ids: object, operator: str) -> None:
     if connection_id is None and connection_ids is None:
         raise CDataValidationError("connection_id", f"{operator} needs connection_id or connection_ids")
@@ -209,7 +194,7 @@ class DeleteConnectionOperator(_CDataOperator):
     :param connection_ids: a list of ids, or of connections with an ``id`` (what
         ListConnectionsOperator returns), e.g. ``list_task.output``.
     :param dry_run: delete nothing; log what would be deleted (returns an empty list). Templated,
-        so a DAG param can drive it (render native objects, or use ``"true"``/``"false"``).
+        so a DAG param can drive it (native objects, or text: true/false, yes/no, on/off, 1/0).
     :param max_deletions: refuse (delete nothing, fail) when asked to delete more than this. Templated.
 
     Every delete is tried even when one fails; the task then fails naming every id that failed, and
@@ -237,15 +222,15 @@ class DeleteConnectionOperator(_CDataOperator):
         super().__init__(**kwargs)
         _require_some_ids(connection_id, connection_ids, "DeleteConnectionOperator")
         if not isinstance(max_deletions, str):  # a template is checked once rendered
-            _optional_count(max_deletions, "max_deletions")
+            coerce_optional_int(max_deletions, "max_deletions")
         self.connection_id = connection_id
         self.connection_ids = connection_ids
         self.is_dry_run = dry_run
         self.max_deletions = max_deletions
 
     def execute(self, context: Context) -> list[str]:
-        dry_run = _flag(self.is_dry_run, "dry_run")
-        max_deletions = _optional_count(self.max_deletions, "max_deletions")
+        dry_run = coerce_bool(self.is_dry_run, "dry_run")
+        max_deletions = coerce_optional_int(self.max_deletions, "max_deletions")
         ids = collect_ids(self.connection_id, self.connection_ids)
         if max_deletions is not None and len(ids) > max_deletions:
             raise CDataError(

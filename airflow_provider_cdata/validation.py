@@ -4,6 +4,10 @@ Ids end up in URL paths, so they must be UUIDs: ``../`` or ``/`` can never reach
 returns the value to send and raises :class:`~airflow_provider_cdata.exceptions.CDataValidationError`
 naming the argument (``field``) and what is wrong with it.
 
+It also holds the one set of rules for values that may arrive as text (connection extras of a
+URI-form connection, operator arguments rendered by Jinja without native objects):
+:func:`coerce_bool`, :func:`coerce_int`, and :func:`is_unset` for "not given".
+
 Importing this module does not import Airflow (importing Airflow costs seconds): the exception class is
 imported only when a check fails.
 """
@@ -84,3 +88,52 @@ def validate_name(value: object, field: str) -> str:
 def validate_optional_name(value: object, field: str) -> str | None:
     """``None``, or a valid name (see :func:`validate_name`)."""
     return None if value is None else validate_name(value, field)
+
+
+TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
+FALSE_WORDS = frozenset({"false", "no", "off", "0"})
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
+def is_unset(value: object) -> bool:
+    """``None``, or text that stands for it: empty or blank, or ``"None"`` (how Jinja renders None)."""
+    return value is None or (isinstance(value, str) and value.strip() in ("", "None"))
+
+
+def coerce_bool(value: object, field: str) -> bool:
+    """A bool, the ints 1 and 0, or the text true/false, yes/no, on/off, 1/0 (any case, spaces around
+    ignored)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in TRUE_WORDS:
+            return True
+        if text in FALSE_WORDS:
+            return False
+    _fail(field, f"must be true or false, got {_shown(value)}")
+
+
+def coerce_int(value: object, field: str, low: int = 0, high: int | None = None) -> int:
+    """An int from ``low`` to ``high`` (both allowed; no ``high``: no upper bound): an int, a float
+    without a fraction (JSON's ``5.0``), or decimal digits with an optional sign, spaces around ignored.
+    Never a bool."""
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
+        number = int(value.strip())
+    if number is None or number < low or (high is not None and number > high):
+        kind = "a positive integer" if low > 0 else "a non-negative integer" if low == 0 else "an integer"
+        bounds = f" between {low} and {high}" if high is not None else ""
+        _fail(field, f"must be {kind}{bounds}, got {_shown(value)}")
+    return number
+
+
+def coerce_optional_int(value: object, field: str, low: int = 0, high: int | None = None) -> int | None:
+    """``None`` when :func:`is_unset`, else :func:`coerce_int`."""
+    return None if is_unset(value) else coerce_int(value, field, low, high)
