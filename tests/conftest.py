@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from airflow_provider_cdata.emulator import Emulator, KeyPair, generate_key_pair
 
 if TYPE_CHECKING:  # the hook imports Airflow: not before AIRFLOW_HOME is set below
-    from airflow_provider_cdata.hooks import CDataHook
+    from airflow_provider_cdata.hooks import CDataHook, RetryPolicy
 
 # Airflow reads its configuration on first import: give the test session its own AIRFLOW_HOME (and
 # SQLite database) before any test module imports Airflow, so tests never touch ~/airflow. DAGs run
@@ -127,28 +127,37 @@ def cdata_connection(cdata: CData, **extra: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def cdata_hook_env(cdata: CData, monkeypatch: pytest.MonkeyPatch) -> Iterator[CDataHook]:
-    """Set ``AIRFLOW_CONN_CDATA_DEFAULT`` for the ``cdata`` emulator and return a ``CDataHook`` on it.
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> RetryPolicy:
+    """Every hook's retries back off in milliseconds instead of seconds, for this test.
 
-    Retries back off in milliseconds instead of seconds for the test (the policy stays the hook's own).
+    Only the exponential backoff is shortened (5 ms doubling up to 20 ms): what is retried, how often,
+    and Retry-After (honoured up to its cap) stay the hook's own policy.
     """
     from airflow_provider_cdata.hooks import CDataHook, RetryPolicy
 
+    policy = RetryPolicy(backoff_base=0.005, backoff_max=0.02)
+    monkeypatch.setattr(CDataHook, "retry_policy", policy)
+    return policy
+
+
+@pytest.fixture
+def cdata_hook_env(
+    cdata: CData, monkeypatch: pytest.MonkeyPatch, fast_retries: RetryPolicy
+) -> Iterator[CDataHook]:
+    """Set ``AIRFLOW_CONN_CDATA_DEFAULT`` for the ``cdata`` emulator and return a ``CDataHook`` on it."""
+    from airflow_provider_cdata.hooks import CDataHook
+
     monkeypatch.setenv("AIRFLOW_CONN_CDATA_DEFAULT", json.dumps(cdata_connection(cdata)))
-    monkeypatch.setattr(CDataHook, "retry_policy", RetryPolicy(backoff_base=0.01, backoff_max=0.05))
     hook = CDataHook()
     yield hook
     hook.close()
 
 
 @pytest.fixture
-def airflow_conn(cdata: CData, monkeypatch: pytest.MonkeyPatch) -> CData:
+def airflow_conn(cdata: CData, monkeypatch: pytest.MonkeyPatch, fast_retries: RetryPolicy) -> CData:
     """``cdata_default`` points at the ``cdata`` emulator (quick retries), for DAG runs and triggers."""
-    from airflow_provider_cdata.hooks import CDataHook, RetryPolicy
-
     connection = cdata_connection(cdata, max_retries=2, timeout=5)
     monkeypatch.setenv("AIRFLOW_CONN_CDATA_DEFAULT", json.dumps(connection))
-    monkeypatch.setattr(CDataHook, "retry_policy", RetryPolicy(backoff_base=0.01, backoff_max=0.05))
     return cdata
 
 

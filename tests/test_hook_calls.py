@@ -25,7 +25,8 @@ from tests.conftest import CData, cdata_connection
 
 REDIRECT = "https://app.example.com/done"
 UNKNOWN_ID = "123e4567-e89b-12d3-a456-426614174000"
-FAST = RetryPolicy(backoff_base=0.01, backoff_max=0.05)
+
+pytestmark = pytest.mark.usefixtures("fast_retries")
 
 
 class Runner:
@@ -64,11 +65,6 @@ def runner_fixture() -> Any:
 
 
 run = runner_fixture()
-
-
-@pytest.fixture(autouse=True)
-def _fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(CDataHook, "retry_policy", FAST)
 
 
 def use_connection(

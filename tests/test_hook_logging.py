@@ -23,7 +23,6 @@ from airflow.sdk._shared.secrets_masker import redact
 from airflow_provider_cdata.exceptions import CDataError
 from airflow_provider_cdata.hooks import CDataHook
 from tests.conftest import CData, _private_key, cdata_connection
-from tests.test_hook_calls import FAST
 
 REDIRECT = "https://app.example.com/done"
 UNKNOWN_ID = "123e4567-e89b-12d3-a456-426614174000"
@@ -110,6 +109,7 @@ def everything_logged(caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFix
     return "\n".join([*records, out, err])
 
 
+@pytest.mark.usefixtures("fast_retries")
 @pytest.mark.parametrize("mode", ["sync", "async"])
 def test_debug_logs_hold_no_key_no_jwt_and_no_connect_url_token(
     cdata: CData,
@@ -118,7 +118,6 @@ def test_debug_logs_hold_no_key_no_jwt_and_no_connect_url_token(
     capfd: pytest.CaptureFixture[str],
     mode: str,
 ) -> None:
-    monkeypatch.setattr(CDataHook, "retry_policy", FAST)
     monkeypatch.setenv("AIRFLOW_CONN_CDATA_DEFAULT", json.dumps(cdata_connection(cdata)))
     hook = CDataHook()
     urls = exercise_every_call(hook, cdata, mode)

@@ -118,10 +118,11 @@ class RawServer:
 
 
 @pytest.fixture
-def hostile(keys: KeyPair, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Answer], RawServer]]:
+def hostile(
+    keys: KeyPair, monkeypatch: pytest.MonkeyPatch, fast_retries: RetryPolicy
+) -> Iterator[Callable[[Answer], RawServer]]:
     """Start a RawServer with the given answer and point ``cdata_default`` at it."""
     servers: list[RawServer] = []
-    monkeypatch.setattr(CDataHook, "retry_policy", RetryPolicy(backoff_base=0.01, backoff_max=0.02))
 
     def start(answer: Answer) -> RawServer:
         server = RawServer(answer)

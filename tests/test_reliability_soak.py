@@ -12,7 +12,7 @@ Checked: every call succeeds; the emulator ends with exactly the connections the
 asked, and every extra clear is explained by an answer the client never received (a cut body or a
 timeout after the server had cleared); every attempt the hook made is one the emulator saw, every failed
 attempt was retried once, no call went past its retry budget. Retry-After is honoured as sent, not
-capped; only the exponential backoff is shortened (RetryPolicy(backoff_base=5 ms, backoff_max=20 ms)).
+capped; only the exponential backoff is shortened (the ``fast_retries`` fixture: 5 ms doubling to 20 ms).
 """
 
 from __future__ import annotations
@@ -145,10 +145,9 @@ def api_requests(cdata: CData) -> int:
 
 
 @pytest.fixture
-def soak_connection(cdata: CData, monkeypatch: pytest.MonkeyPatch) -> CData:
+def soak_connection(cdata: CData, monkeypatch: pytest.MonkeyPatch, fast_retries: RetryPolicy) -> CData:
     connection = cdata_connection(cdata, timeout=TIMEOUT, max_retries=MAX_RETRIES)
     monkeypatch.setenv("AIRFLOW_CONN_CDATA_DEFAULT", json.dumps(connection))
-    monkeypatch.setattr(CDataHook, "retry_policy", RetryPolicy(backoff_base=0.005, backoff_max=0.02))
     return cdata
 
 

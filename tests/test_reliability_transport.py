@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_cdata.exceptions import CDataAPIError
-from airflow_provider_cdata.hooks import ASYNC_POOL_SIZE, MAX_MASKED_TOKENS, CDataHook, RetryPolicy
+from airflow_provider_cdata.hooks import ASYNC_POOL_SIZE, MAX_MASKED_TOKENS, CDataHook
 from tests.conftest import CData, cdata_connection
 from tests.test_hook_calls import Runner, runner_fixture
 from tests.test_reliability_hostile import RawServer, http, send
@@ -91,11 +91,11 @@ def test_async_hooks_on_one_loop_keep_at_most_the_pool_size_in_flight(
     assert cdata.emulator.counters.connections_accepted == ASYNC_POOL_SIZE
 
 
+@pytest.mark.usefixtures("fast_retries")
 def test_waiting_for_a_pooled_connection_past_the_timeout_is_a_retried_timeout(
     cdata: CData, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     use(monkeypatch, cdata, timeout=0.3, max_retries=5)
-    monkeypatch.setattr(CDataHook, "retry_policy", RetryPolicy(backoff_base=0.01, backoff_max=0.02))
     cdata.emulator.inject("latency", route="list", seconds=0.25)
 
     async def three_waves() -> Any:
