@@ -8,14 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_provider_cdata.limits import (
-    DEFAULT_MAX_RETRIES,
-    DEFAULT_TIMEOUT,
-    DEFAULT_TOKEN_LIFETIME,
-    MAX_RETRIES_RANGE,
-    MAX_TIMEOUT,
-    TOKEN_LIFETIME_RANGE,
-)
+from airflow_provider_cdata import limits
 
 __version__ = "0.1.0"
 
@@ -91,10 +84,12 @@ def _cdata_connection_type() -> dict[str, Any]:
             },
             "token_lifetime": {
                 "label": "Token lifetime (s)",
-                "description": f"Seconds each minted JWT is valid; empty means {DEFAULT_TOKEN_LIFETIME}.",
+                "description": (
+                    f"Seconds each minted JWT is valid; empty means {limits.DEFAULT_TOKEN_LIFETIME}."
+                ),
                 # No schema default: Airflow hides the value of any field whose name contains "token", so
                 # a default would reach the form as "***" and be saved as the lifetime.
-                "schema": {"type": ["integer", "null"], **_int_bounds(TOKEN_LIFETIME_RANGE)},
+                "schema": {"type": ["integer", "null"], **_int_bounds(limits.TOKEN_LIFETIME_RANGE)},
             },
             "timeout": {
                 "label": "Timeout (s)",
@@ -103,9 +98,9 @@ def _cdata_connection_type() -> dict[str, Any]:
                 # lower bound is checked by the hook, with a message naming the field).
                 "schema": {
                     "type": ["number", "null"],
-                    "default": DEFAULT_TIMEOUT,
+                    "default": limits.DEFAULT_TIMEOUT,
                     "exclusiveMinimum": 0,
-                    "maximum": MAX_TIMEOUT,
+                    "maximum": limits.MAX_TIMEOUT,
                 },
             },
             "max_retries": {
@@ -113,8 +108,8 @@ def _cdata_connection_type() -> dict[str, Any]:
                 "description": "Retries for connection errors, timeouts, 429 and 5xx answers.",
                 "schema": {
                     "type": ["integer", "null"],
-                    "default": DEFAULT_MAX_RETRIES,
-                    **_int_bounds(MAX_RETRIES_RANGE),
+                    "default": limits.DEFAULT_MAX_RETRIES,
+                    **_int_bounds(limits.MAX_RETRIES_RANGE),
                 },
             },
             "allow_insecure_http": {
