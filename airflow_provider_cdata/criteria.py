@@ -118,7 +118,7 @@ class ConnectionCriteria:
             connection_name=validate_optional_name(connection_name, "connection_name"),
             data_source=validate_optional_name(data_source, "data_source"),
             modified_after=parse_optional_time(modified_after, "modified_after"),
-            statuses=_statuses(statuses),
+            statuses=validate_statuses(statuses),
         )
 
     def matches(self, connection: dict[str, Any]) -> bool:
@@ -171,7 +171,9 @@ class ConnectionCriteria:
         return cls.build(**values)
 
 
-def _statuses(value: object) -> tuple[str, ...] | None:
+def validate_statuses(value: object) -> tuple[str, ...] | None:
+    """The accepted statuses: one name (a string is one status, never its letters), a list of names,
+    or None for any status. An empty list is refused: it would silently mean "any" or "never"."""
     from airflow_provider_cdata.exceptions import CDataValidationError
 
     if value is None:
@@ -181,5 +183,12 @@ def _statuses(value: object) -> tuple[str, ...] | None:
     if not isinstance(value, list | tuple | set | frozenset) or not all(
         isinstance(s, str) and s.strip() for s in value
     ):
-        raise CDataValidationError("statuses", "statuses must be a list of status names, or None for any")
-    return tuple(value) or None
+        shown = repr(value) if len(repr(value)) <= 60 else f"{repr(value)[:57]}..."
+        raise CDataValidationError(
+            "statuses", f"statuses must be a status name or a list of them, or None for any, not {shown}"
+        )
+    if not value:
+        raise CDataValidationError(
+            "statuses", "statuses must name at least one status (None accepts any status), got an empty list"
+        )
+    return tuple(value)
