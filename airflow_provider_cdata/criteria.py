@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, time, timezone
 from typing import Any
 
 from airflow_provider_cdata.validation import validate_optional_name
@@ -21,16 +21,25 @@ _ISO_8601 = re.compile(
     r"^(?P<date>\d{4}-\d{2}-\d{2})[T ](?P<time>\d{2}:\d{2}(?::\d{2})?)"
     r"(?:\.(?P<fraction>\d+))?(?P<zone>Z|z|[+-]\d{2}:?\d{2})?$"
 )
+# A date alone, as Airflow's ``ds`` and ``macros.ds_add(ds, -90)`` render it: midnight UTC of that day.
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def parse_time(value: object, field: str) -> datetime:
-    """A datetime, or an ISO 8601 string with any number of fraction digits; naive means UTC."""
+    """A datetime, or an ISO 8601 string with any number of fraction digits; naive means UTC.
+
+    A date alone (a ``date``, or ``"2026-09-02"`` as ``{{ ds }}`` renders) means midnight UTC of that day.
+    """
     if isinstance(value, datetime):
         moment = value
+    elif isinstance(value, date):
+        moment = datetime.combine(value, time(0, 0), tzinfo=timezone.utc)
     elif isinstance(value, str):
         moment = _parse_iso(value.strip(), field)
     else:
-        raise _time_error(field, f"must be a datetime or an ISO 8601 string, not {type(value).__name__}")
+        raise _time_error(
+            field, f"must be a datetime, a date or an ISO 8601 string, not {type(value).__name__}"
+        )
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
@@ -41,9 +50,14 @@ def parse_optional_time(value: object, field: str) -> datetime | None:
 
 
 def _parse_iso(text: str, field: str) -> datetime:
+    if _ISO_DATE.match(text):
+        try:
+            return datetime.fromisoformat(f"{text}T00:00:00+00:00")
+        except ValueError as exc:
+            raise _time_error(field, f"is not a valid date: {exc}") from None
     match = _ISO_8601.match(text)
     if not match:
-        raise _time_error(field, f"is not an ISO 8601 time: {text[:40]!r}")
+        raise _time_error(field, f"is not an ISO 8601 time or date: {text[:40]!r}")
     fraction = (match["fraction"] or "0")[:6].ljust(6, "0")
     zone = match["zone"] or ""
     zone = "+00:00" if zone in ("Z", "z") else zone

@@ -121,7 +121,7 @@ class ListConnectionsOperator(_CDataOperator):
     ``data_source`` and ``external_id`` are sent to CData as its ``driver`` and ``externalId`` filters.
     ``modified_before`` / ``modified_after`` (a datetime or an ISO 8601 string, so Jinja can fill them,
     e.g. ``"{{ macros.ds_add(ds, -30) }}"``) keep connections whose ``lastModified`` is strictly
-    before / after them.
+    before / after them. A date alone (``"2026-09-02"``, or a ``date``) means midnight UTC of that day.
     """
 
     template_fields: Sequence[str] = (

@@ -52,7 +52,8 @@ class ConnectionSensor(BaseSensorOperator):
     :param external_id: the connection's ``externalId`` (what CreateConnectionOperator was given).
     :param connection_name: the connection's name, exactly.
     :param data_source: the data source, case-insensitive.
-    :param modified_after: only a connection modified strictly after this (datetime or ISO 8601).
+    :param modified_after: only a connection modified strictly after this (datetime or ISO 8601;
+        a date alone, as ``{{ ds }}`` renders, means midnight UTC of that day).
     :param statuses: accepted ``status`` values: one name (``"Authenticated"``) or a list of names
         (default ``("Authenticated",)``); None for any. An empty list is refused. A connection without
         a ``status`` field (older API versions) passes this check. Templated.
