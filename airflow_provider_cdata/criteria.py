@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, time, timezone
 from typing import Any
 
 from airflow_provider_cdata.validation import validate_optional_name
@@ -21,16 +21,25 @@ _ISO_8601 = re.compile(
     r"^(?P<date>\d{4}-\d{2}-\d{2})[T ](?P<time>\d{2}:\d{2}(?::\d{2})?)"
     r"(?:\.(?P<fraction>\d+))?(?P<zone>Z|z|[+-]\d{2}:?\d{2})?$"
 )
+# A date alone, as Airflow's ``ds`` and ``macros.ds_add(ds, -90)`` render it: midnight UTC of that day.
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def parse_time(value: object, field: str) -> datetime:
-    """A datetime, or an ISO 8601 string with any number of fraction digits; naive means UTC."""
+    """A datetime, or an ISO 8601 string with any number of fraction digits; naive means UTC.
+
+    A date alone (a ``date``, or ``"2026-09-02"`` as ``{{ ds }}`` renders) means midnight UTC of that day.
+    """
     if isinstance(value, datetime):
         moment = value
+    elif isinstance(value, date):
+        moment = datetime.combine(value, time(0, 0), tzinfo=timezone.utc)
     elif isinstance(value, str):
         moment = _parse_iso(value.strip(), field)
     else:
-        raise _time_error(field, f"must be a datetime or an ISO 8601 string, not {type(value).__name__}")
+        raise _time_error(
+            field, f"must be a datetime, a date or an ISO 8601 string, not {type(value).__name__}"
+        )
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
@@ -41,9 +50,14 @@ def parse_optional_time(value: object, field: str) -> datetime | None:
 
 
 def _parse_iso(text: str, field: str) -> datetime:
+    if _ISO_DATE.match(text):
+        try:
+            return datetime.fromisoformat(f"{text}T00:00:00+00:00")
+        except ValueError as exc:
+            raise _time_error(field, f"is not a valid date: {exc}") from None
     match = _ISO_8601.match(text)
     if not match:
-        raise _time_error(field, f"is not an ISO 8601 time: {text[:40]!r}")
+        raise _time_error(field, f"is not an ISO 8601 time or date: {text[:40]!r}")
     fraction = (match["fraction"] or "0")[:6].ljust(6, "0")
     zone = match["zone"] or ""
     zone = "+00:00" if zone in ("Z", "z") else zone
@@ -118,7 +132,7 @@ class ConnectionCriteria:
             connection_name=validate_optional_name(connection_name, "connection_name"),
             data_source=validate_optional_name(data_source, "data_source"),
             modified_after=parse_optional_time(modified_after, "modified_after"),
-            statuses=_statuses(statuses),
+            statuses=validate_statuses(statuses),
         )
 
     def matches(self, connection: dict[str, Any]) -> bool:
@@ -171,7 +185,9 @@ class ConnectionCriteria:
         return cls.build(**values)
 
 
-def _statuses(value: object) -> tuple[str, ...] | None:
+def validate_statuses(value: object) -> tuple[str, ...] | None:
+    """The accepted statuses: one name (a string is one status, never its letters), a list of names,
+    or None for any status. An empty list is refused: it would silently mean "any" or "never"."""
     from airflow_provider_cdata.exceptions import CDataValidationError
 
     if value is None:
@@ -181,5 +197,12 @@ def _statuses(value: object) -> tuple[str, ...] | None:
     if not isinstance(value, list | tuple | set | frozenset) or not all(
         isinstance(s, str) and s.strip() for s in value
     ):
-        raise CDataValidationError("statuses", "statuses must be a list of status names, or None for any")
-    return tuple(value) or None
+        shown = repr(value) if len(repr(value)) <= 60 else f"{repr(value)[:57]}..."
+        raise CDataValidationError(
+            "statuses", f"statuses must be a status name or a list of them, or None for any, not {shown}"
+        )
+    if not value:
+        raise CDataValidationError(
+            "statuses", "statuses must name at least one status (None accepts any status), got an empty list"
+        )
+    return tuple(value)

@@ -16,7 +16,8 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_cdata import DEFAULT_CONN_ID
 from airflow_provider_cdata.criteria import modified_between, parse_optional_time
-from airflow_provider_cdata.exceptions import CDataError, CDataValidationError
+from airflow_provider_cdata.exceptions import CDataAPIError, CDataError, CDataValidationError
+from airflow_provider_cdata.transport.routes import ROUTES
 from airflow_provider_cdata.validation import (
     coerce_bool,
     coerce_optional_int,
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
 
     from airflow_provider_cdata.hooks import CDataHook
 
+
+# What ClearMetadataOperator lists when it is given no ids (the hook's "list" route), for its errors.
+LIST_METHOD, LIST_ROUTE = ROUTES["list"]
 
 # The hook's session keeps this many keep-alive connections (hooks.SESSION_POOL_SIZE); more threads
 # would open and drop a connection per call.
@@ -126,7 +130,7 @@ class ListConnectionsOperator(_CDataOperator):
     ``data_source`` and ``external_id`` are sent to CData as its ``driver`` and ``externalId`` filters.
     ``modified_before`` / ``modified_after`` (a datetime or an ISO 8601 string, so Jinja can fill them,
     e.g. ``"{{ macros.ds_add(ds, -30) }}"``) keep connections whose ``lastModified`` is strictly
-    before / after them.
+    before / after them. A date alone (``"2026-09-02"``, or a ``date``) means midnight UTC of that day.
     """
 
     template_fields: Sequence[str] = (
@@ -180,6 +184,38 @@ def collect_ids(connection_id: object, connection_ids: object) -> list[str]:
             value = item.get("id") if isinstance(item, dict) else item
             ids.append(validate_uuid(value, f"connection_ids[{index}]"))
     return list(dict.fromkeys(ids))
+
+
+def listed_ids(connections: list[dict[str, Any]]) -> list[str]:
+    """The ids of the connections List Connections answered, checked before anything is done with them.
+
+    CData's answer is untrusted input: a connection without an ``id``, or whose id is not a UUID string,
+    makes the answer unusable (``CDataAPIError`` naming the entry, before any request is sent), as a
+    listing that is not a list of objects does in the hook. An id listed twice counts once, order kept.
+    """
+    ids: list[str] = []
+    for index, connection in enumerate(connections):
+        try:
+            ids.append(validate_uuid(connection["id"], "id"))
+            continue
+        except KeyError:
+            problem = "it has no 'id'"
+        except CDataValidationError as exc:
+            problem = exc.message
+        name = connection.get("name")
+        label = f" ({_short(name)})" if isinstance(name, str) else ""
+        raise CDataAPIError(
+            LIST_METHOD,
+            LIST_ROUTE,
+            200,
+            f"answered connections[{index}]{label} without a usable id ({problem}); nothing was done",
+        )
+    return list(dict.fromkeys(ids))
+
+
+def _short(text: str) -> str:
+    shown = repr(text)
+    return shown if len(shown) <= 60 else f"{shown[:57]}..."
 
 
 def _require_some_ids(connection_id: object, connection_ids: object, operator: str) -> None:
@@ -258,7 +294,9 @@ class ClearMetadataOperator(_CDataOperator):
     With no ids it clears every connection of the child account (optionally only those of one
     ``data_source``): the scheduled metadata refresh. Up to ``max_concurrency`` clears run at once;
     one failure does not stop the others, and the task fails at the end naming every id that failed
-    (the ids that were cleared are pushed to XCom under the key ``cleared``).
+    (the ids that were cleared are pushed to XCom under the key ``cleared``). A listed connection
+    without a usable id (none, not a UUID string) fails the task before anything is cleared; an id
+    listed twice is cleared once.
     """
 
     template_fields: Sequence[str] = ("connection_id", "connection_ids", "account_id", "data_source")
@@ -307,7 +345,7 @@ class ClearMetadataOperator(_CDataOperator):
                 )
             return collect_ids(self.connection_id, self.connection_ids)
         connections = self.hook.list_connections(account_id=self.account_id, data_source=self.data_source)
-        return [str(c["id"]) for c in connections]
+        return listed_ids(connections)
 
     def _clear(self, connection_id: str) -> None:
         self.hook.clear_metadata(connection_id, account_id=self.account_id)

@@ -16,7 +16,7 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_cdata import DEFAULT_CONN_ID, events
 from airflow_provider_cdata._compat import AirflowSensorTimeout, conf
-from airflow_provider_cdata.criteria import ConnectionCriteria
+from airflow_provider_cdata.criteria import ConnectionCriteria, validate_statuses
 from airflow_provider_cdata.exceptions import CDataError
 
 if TYPE_CHECKING:
@@ -39,9 +39,11 @@ class ConnectionSensor(BaseSensorOperator):
     :param external_id: the connection's ``externalId`` (what CreateConnectionOperator was given).
     :param connection_name: the connection's name, exactly.
     :param data_source: the data source, case-insensitive.
-    :param modified_after: only a connection modified strictly after this (datetime or ISO 8601).
-    :param statuses: accepted ``status`` values (default ``("Authenticated",)``; None for any). A
-        connection without a ``status`` field (older API versions) passes this check.
+    :param modified_after: only a connection modified strictly after this (datetime or ISO 8601;
+        a date alone, as ``{{ ds }}`` renders, means midnight UTC of that day).
+    :param statuses: accepted ``status`` values: one name (``"Authenticated"``) or a list of names
+        (default ``("Authenticated",)``); None for any. An empty list is refused. A connection without
+        a ``status`` field (older API versions) passes this check. Templated.
     :param deferrable: hand the wait to the triggerer (``ConnectionTrigger``), holding no worker slot.
     """
 
@@ -51,6 +53,7 @@ class ConnectionSensor(BaseSensorOperator):
         "connection_name",
         "data_source",
         "modified_after",
+        "statuses",
     )
     ui_color = "#e8f4fd"
 
@@ -63,7 +66,7 @@ class ConnectionSensor(BaseSensorOperator):
         connection_name: str | None = None,
         data_source: str | None = None,
         modified_after: Any = None,
-        statuses: Sequence[str] | None = ("Authenticated",),
+        statuses: str | Sequence[str] | None = ("Authenticated",),
         deferrable: bool | None = None,
         poke_interval: timedelta | float = 30,
         **kwargs: Any,
@@ -75,7 +78,11 @@ class ConnectionSensor(BaseSensorOperator):
         self.connection_name = connection_name
         self.data_source = data_source
         self.modified_after = modified_after
-        self.statuses = tuple(statuses) if statuses is not None else None
+        # An unusable allow-list (an empty one) fails the DAG file; anything else is checked once rendered.
+        if statuses is None or isinstance(statuses, str | list | tuple | set | frozenset):
+            validate_statuses(statuses)
+        # Kept as given, not as tuple(statuses): that split a single status name into its letters.
+        self.statuses = statuses
         self.deferrable = _default_deferrable() if deferrable is None else deferrable
 
     @cached_property
