@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 DEFAULT_API_URL = "https://cloud.cdata.com/api"
 DEFAULT_CONN_ID = "cdata_default"
