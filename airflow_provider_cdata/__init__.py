@@ -10,7 +10,7 @@ from typing import Any
 
 from airflow_provider_cdata import limits
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 DEFAULT_API_URL = "https://cloud.cdata.com/api"
 DEFAULT_CONN_ID = "cdata_default"

@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from airflow_provider_cdata import __version__
 from airflow_provider_cdata.emulator import complete_flow
 from airflow_provider_cdata.exceptions import CDataAPIError
 from airflow_provider_cdata.hooks import ROUTES, CDataHook, RetryPolicy
@@ -590,7 +591,7 @@ def test_requests_carry_user_agent_bearer_token_and_json(plain: PlainServer, run
         "https://cloud.example/oem?token=abc.def.ghi"
     )
     (headers,) = plain.headers
-    assert headers["User-Agent"].startswith("airflow-provider-cdata/0.1.0 ")
+    assert headers["User-Agent"].startswith(f"airflow-provider-cdata/{__version__} ")
     assert headers["Authorization"].startswith("Bearer ey")
     assert headers["Content-Type"] == "application/json"
     assert headers["Accept"] == "application/json"

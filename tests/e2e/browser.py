@@ -1,7 +1,7 @@
 """Debian's Chromium, headless, driven by Playwright for Python; no browser is downloaded.
 
 ``pip install playwright`` brings the Python API and its driver but no browser; Chromium comes from apt
-(``scripts/ci-apt.sh``) and is started with ``executable_path``. Pages may only reach loopback: every
+(``scripts/system-packages.sh``) and is started with ``executable_path``. Pages may only reach loopback: every
 other request is answered by the test itself (``route_outside_loopback``) so a redirect to a customer's
 app (``https://app.example.com/...``) lands on a stub page and nothing leaves the machine.
 """
@@ -17,8 +17,9 @@ from playwright.sync_api import Browser, BrowserContext, Page, Playwright, Route
 
 CHROMIUM = Path(os.environ.get("CDATA_E2E_CHROMIUM", "/usr/bin/chromium"))
 MISSING_CHROMIUM = (
-    f"Chromium is not installed at {CHROMIUM}. The end-to-end suite drives Debian's chromium package; "
-    "install it with `bash scripts/ci-apt.sh` (as root: apt-get install chromium), then run the tests again."
+    f"Chromium is not installed at {CHROMIUM}. The end-to-end suite drives Debian's chromium package: "
+    "`bash scripts/system-packages.sh` installs it (as root or with sudo; ./scripts/test.sh runs it before "
+    "pytest), or set CDATA_E2E_CHROMIUM to a Chromium binary. Then run the tests again."
 )
 CHROMIUM_ARGS = [
     "--headless",
