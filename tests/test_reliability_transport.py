@@ -95,7 +95,10 @@ def test_async_hooks_on_one_loop_keep_at_most_the_pool_size_in_flight(
 def test_waiting_for_a_pooled_connection_past_the_timeout_is_a_retried_timeout(
     cdata: CData, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    use(monkeypatch, cdata, timeout=0.3, max_retries=5)
+    # Each wave's calls take 0.25 s; the timeout bounds a whole exchange, so it leaves them room on a
+    # busy machine (a call cut off at its timeout frees its slot while the server still works on it),
+    # and the third wave, waiting from the start for the second to end (at ~0.5 s), waits past it.
+    use(monkeypatch, cdata, timeout=0.4, max_retries=5)
     cdata.emulator.inject("latency", route="list", seconds=0.25)
 
     async def three_waves() -> Any:
@@ -107,30 +110,38 @@ def test_waiting_for_a_pooled_connection_past_the_timeout_is_a_retried_timeout(
 
     with caplog.at_level(logging.WARNING, logger="airflow_provider_cdata.hooks"):
         assert asyncio.run(three_waves()) == [[]] * (3 * ASYNC_POOL_SIZE)
-    waited = [r.getMessage() for r in caplog.records if "no free connection within 0.3 s" in r.getMessage()]
+    waited = [r.getMessage() for r in caplog.records if "no free connection within 0.4 s" in r.getMessage()]
     assert waited, "the third wave waited past the timeout, and was retried"
     assert cdata.emulator.counters.max_in_flight["list"] <= ASYNC_POOL_SIZE
 
 
+@pytest.mark.usefixtures("fast_retries")
 def test_a_wait_for_a_connection_counts_against_the_retries(
     cdata: CData, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    use(monkeypatch, cdata, timeout=0.2, max_retries=0)
-    cdata.emulator.inject("latency", route="list", seconds=1.0)
+    """Calls with a 1 s timeout hold every slot of the shared client (one per loop and host); a call
+    with a 0.2 s timeout waits for one, times out waiting, and that wait is an attempt, retried."""
+    use(monkeypatch, cdata, timeout=1.0, max_retries=0)
+    quick = cdata_connection(cdata, timeout=0.2, max_retries=1)
+    monkeypatch.setenv("AIRFLOW_CONN_CDATA_QUICK", json.dumps(quick))
+    cdata.emulator.inject("latency", route="list", seconds=2.0)
 
     async def one_too_many() -> Any:
-        hook = CDataHook()
+        hook, waiting = CDataHook(), CDataHook("cdata_quick")
         try:
-            calls = [hook.alist_connections() for _ in range(ASYNC_POOL_SIZE + 1)]
-            return await asyncio.gather(*calls, return_exceptions=True)
+            calls = [hook.alist_connections() for _ in range(ASYNC_POOL_SIZE)]
+            return await asyncio.gather(*calls, waiting.alist_connections(), return_exceptions=True)
         finally:
             await hook.aclose()
+            await waiting.aclose()
 
-    outcomes = asyncio.run(one_too_many())
-    errors = [o for o in outcomes if isinstance(o, CDataAPIError)]
-    assert len(errors) == len(outcomes), "all time out: the pooled ones reading, the last one waiting"
-    assert sum("no free connection" in e.message for e in errors) == 1
-    assert all(e.status_code is None and "timed out" in e.message for e in errors)
+    *held, waited = asyncio.run(one_too_many())
+    assert all(isinstance(e, CDataAPIError) and "no free connection" not in e.message for e in held)
+    assert all(e.status_code is None and "timed out" in e.message for e in held)
+    assert isinstance(waited, CDataAPIError)
+    assert waited.status_code is None
+    assert "timed out: no free connection within 0.2 s" in waited.message
+    assert waited.attempts == 2, "each wait was an attempt"
 
 
 def test_async_calls_mask_the_first_tokens_and_airflows_jwt_redaction_covers_the_rest(

@@ -1,5 +1,11 @@
 """The async transport (the triggerer's): one ``httpx.AsyncClient`` per event loop and API root, shared
-by every hook on that loop, and the request slots that keep its pool cheap."""
+by every hook on that loop, and the request slots that keep its pool cheap.
+
+The connection's ``timeout`` bounds each attempt as a whole: once the attempt has its request slot,
+connecting, sending, waiting and reading the whole body run under one ``asyncio.wait_for``. httpx's
+own timeouts only bound each socket operation. The body is read raw and decoded by
+:class:`~.body.BodyReader` (httpx would inflate any amount at once).
+"""
 
 from __future__ import annotations
 
@@ -8,11 +14,14 @@ import contextlib
 import logging
 import threading
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import cast
 
 import httpx
 
+from airflow_provider_cdata.exceptions import CDataAPIError
 from airflow_provider_cdata.transport.answers import network_error
+from airflow_provider_cdata.transport.body import ACCEPT_ENCODING, BodyReader
 from airflow_provider_cdata.transport.routes import USER_AGENT, Answer, Call, CallState, log_request
 
 # Connections (and requests in flight) of the async client all hooks on one event loop share. httpcore
@@ -74,7 +83,11 @@ class SharedAsyncClients:
 
 def new_async_client() -> httpx.AsyncClient:
     return httpx.AsyncClient(
-        headers={"User-Agent": f"{USER_AGENT} httpx/{httpx.__version__}", "Accept": "application/json"},
+        headers={
+            "User-Agent": f"{USER_AGENT} httpx/{httpx.__version__}",
+            "Accept": "application/json",
+            "Accept-Encoding": ACCEPT_ENCODING,
+        },
         limits=httpx.Limits(max_connections=ASYNC_POOL_SIZE, max_keepalive_connections=ASYNC_POOL_SIZE),
         follow_redirects=False,
     )
@@ -130,23 +143,50 @@ class AsyncTransport:
         return self.client
 
     async def send(self, call: Call, token: str, state: CallState) -> Answer:
+        """One attempt: a request slot (waiting at most ``timeout``), then the whole exchange within
+        ``timeout`` seconds."""
         started = state.sending(token)
         client = self._current_client()
         try:
             async with request_slot(client, self.timeout):
-                response = await client.request(
-                    call.method,
-                    self.api_url + call.path,
-                    json=call.json,
-                    params=call.params,
-                    headers={"Authorization": f"Bearer {token}"},
-                    timeout=self.timeout,
-                )
+                try:
+                    status, headers, content = await asyncio.wait_for(
+                        self._exchange(client, call, token, state), self.timeout
+                    )
+                except asyncio.TimeoutError:
+                    raise httpx.ReadTimeout(f"no whole answer within {self.timeout:g} s") from None
         except httpx.TransportError as exc:
             log_request(self._logger, call, type(exc).__name__, started, state)
             raise network_error(call, exc, state) from None
-        log_request(self._logger, call, response.status_code, started, state)
-        return Answer(response.status_code, response.headers, response.content, state.requests)
+        except CDataAPIError:  # the body: too large, or it does not decode
+            log_request(self._logger, call, "refused body", started, state)
+            raise
+        log_request(self._logger, call, status, started, state)
+        return Answer(status, headers, content, state.requests)
+
+    async def _exchange(
+        self, client: httpx.AsyncClient, call: Call, token: str, state: CallState
+    ) -> tuple[int, httpx.Headers, bytes]:
+        request = client.build_request(
+            call.method,
+            self.api_url + call.path,
+            json=call.json,
+            params=call.params,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=self.timeout,
+        )
+        response = await client.send(request, stream=True)
+        try:
+            headers = response.headers
+            reader = BodyReader(call, response.status_code, headers.get("content-encoding"), state.requests)
+            reader.declared_length(headers.get("content-length"))
+            raw = cast("AsyncGenerator[bytes, None]", response.aiter_raw())  # closed here, not by the GC
+            async with contextlib.aclosing(raw) as chunks:
+                async for chunk in chunks:
+                    reader.feed(chunk)
+            return response.status_code, headers, reader.content()
+        finally:
+            await response.aclose()
 
     async def aclose(self) -> None:
         """Stop using the shared client (the last hook on this loop closes it)."""
