@@ -5,6 +5,8 @@
   taken as ``https://``, with the port and the URI path (Airflow's ``schema``) appended. A URL without
   a path gets CData's ``/api``; write a trailing ``/`` for a root that really is ``/``. Empty: CData's
   public API. Plain ``http://`` is refused unless the host is loopback or ``allow_insecure_http`` is set.
+  A host no HTTP client could call (spaces or control characters, a malformed name, ``user@``, a port
+  outside 1-65535, a query or fragment) is a :class:`CDataConfigError` naming ``host``, before any call.
 * ``login``: the parent (OEM) account id, the JWT ``iss``.
 * ``password``: the parent's RSA private key (PEM); or the extra ``private_key_path``.
 * extras: ``account_id`` (default child account, the JWT ``sub``), ``token_lifetime`` (seconds, default
@@ -160,18 +162,25 @@ def _api_url(conn: Any, allow_insecure_http: bool, conn_id: str) -> str:
     host = (conn.host or "").strip()
     if not host:
         return DEFAULT_API_URL
+    if problem := _unusable_text(host):
+        raise connection_error(conn_id, "host", f"host {problem}")
     try:
         parts = urlsplit(host if "://" in host else f"https://{host}")
         hostname, port = parts.hostname, parts.port
-    except ValueError:
-        raise connection_error(conn_id, "host", "host is not a valid URL") from None
+    except ValueError as exc:
+        problem = "host's port must be between 1 and 65535" if "port" in str(exc).lower() else ""
+        raise connection_error(conn_id, "host", problem or "host is not a valid URL") from None
     if parts.scheme not in ("http", "https") or not hostname:
         raise connection_error(conn_id, "host", f"host must be an http(s) URL such as {DEFAULT_API_URL}")
-    if parts.username or parts.password or parts.query or parts.fragment:
+    if "@" in parts.netloc or parts.query or parts.fragment or "?" in host or "#" in host:
         raise connection_error(
             conn_id, "host", "host must be a plain API URL, without credentials, query or fragment"
         )
-    if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(hostname):
+    if problem := _host_name_problem(hostname):
+        raise connection_error(conn_id, "host", f"host {problem}")
+    if port == 0 or (conn.port and not 0 < _port_number(conn.port) <= 65535):
+        raise connection_error(conn_id, "host", "host's port must be between 1 and 65535")
+    if parts.scheme == "http" and not allow_insecure_http and not is_loopback(hostname):
         raise connection_error(
             conn_id,
             "host",
@@ -182,10 +191,65 @@ def _api_url(conn: Any, allow_insecure_http: bool, conn_id: str) -> str:
     if port is None and conn.port:
         netloc = f"{netloc}:{int(conn.port)}"
     path = parts.path or f"/{(conn.schema or 'api').strip('/')}"
-    return urlunsplit((parts.scheme, netloc, path.rstrip("/"), "", ""))
+    if problem := _unusable_text(path):
+        raise connection_error(conn_id, "host", f"host's path {problem}")
+    if "?" in path or "#" in path:
+        raise connection_error(conn_id, "host", "host's path must not have a query or fragment")
+    return _parsed_by_the_clients(urlunsplit((parts.scheme, netloc, path.rstrip("/"), "", "")), conn_id)
 
 
-def _is_loopback(hostname: str) -> bool:
+# -- the API URL's own checks: every call would otherwise fail with the HTTP client's raw InvalidURL --
+_HOST_LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
+
+
+def _unusable_text(text: str) -> str | None:
+    """Why ``text`` (the host field, or the path it gives) cannot be part of the API URL, or None."""
+    if any(char.isspace() or not char.isprintable() for char in text):
+        # urlsplit() silently drops tabs and newlines, and a space reaches the client: refuse both.
+        return "must not contain spaces or control characters"
+    if "\\" in text:
+        return "must not contain a backslash"
+    return None
+
+
+def _host_name_problem(hostname: str) -> str | None:
+    """Why ``hostname`` (from urlsplit: lower-case, without brackets) is not a host, or None."""
+    try:
+        ipaddress.ip_address(hostname)
+        return None
+    except ValueError:
+        pass
+    try:
+        ascii_name = hostname.encode("idna").decode("ascii")
+    except UnicodeError:
+        return f"name {hostname!r} is not a valid host name"
+    labels = ascii_name.removesuffix(".").split(".")
+    if len(ascii_name) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
+        return f"name {hostname[:60]!r} is not a valid host name"
+    return None
+
+
+def _port_number(port: Any) -> int:
+    try:
+        return int(port)
+    except (TypeError, ValueError):
+        return -1
+
+
+def _parsed_by_the_clients(api_url: str, conn_id: str) -> str:
+    """``api_url`` once requests and httpx (the two transports) both take it as a URL."""
+    import httpx
+    import requests
+
+    try:
+        requests.Request("GET", f"{api_url}/poweredby/connection/list").prepare()
+        httpx.URL(f"{api_url}/poweredby/connection/list")
+    except (requests.RequestException, httpx.InvalidURL, ValueError, UnicodeError):
+        raise connection_error(conn_id, "host", "host is not a URL the HTTP clients can use") from None
+    return api_url
+
+
+def is_loopback(hostname: str) -> bool:
     if hostname.lower().rstrip(".") == "localhost":
         return True
     try:

@@ -47,7 +47,7 @@ from airflow_provider_cdata.transport.answers import (
     SNIPPET_LENGTH,
     decode_connect_url,
     decode_connections,
-    raise_for_status,
+    settle,
 )
 from airflow_provider_cdata.transport.retry import RetryPolicy
 from airflow_provider_cdata.transport.routes import ROUTES, USER_AGENT, Answer, Call, CallState, Route
@@ -129,15 +129,17 @@ class CDataHook(BaseHook):
     ) -> str:
         """Ask CData for a connect URL where the customer creates a ``data_source`` connection."""
         body = _create_body(data_source, redirect_url, name, external_id)
-        call = self._call(self._ready(), "create", account_id, json=body)
-        return mask_connect_url(decode_connect_url(call, self._request(call)))
+        settings = self._ready()
+        call = self._call(settings, "create", account_id, json=body)
+        return mask_connect_url(decode_connect_url(call, self._request(call), settings.api_url))
 
     def edit_connection(self, connection_id: str, redirect_url: str, account_id: str | None = None) -> str:
         """Ask CData for a connect URL where the customer edits connection ``connection_id``."""
         connection_id = validate_uuid(connection_id, "connection_id")
         body = {"redirectURL": validate_redirect_url(redirect_url, "redirect_url")}
-        call = self._call(self._ready(), "edit", account_id, connection_id=connection_id, json=body)
-        return mask_connect_url(decode_connect_url(call, self._request(call)))
+        settings = self._ready()
+        call = self._call(settings, "edit", account_id, connection_id=connection_id, json=body)
+        return mask_connect_url(decode_connect_url(call, self._request(call), settings.api_url))
 
     def list_connections(
         self, account_id: str | None = None, data_source: str | None = None, external_id: str | None = None
@@ -148,9 +150,12 @@ class CDataHook(BaseHook):
         return decode_connections(call, self._request(call))
 
     def delete_connection(self, connection_id: str, account_id: str | None = None) -> None:
-        """Delete a connection (CData answers 200 for an unknown id too)."""
+        """Delete a connection. Returns once it is gone: deleted now, or already gone when a retry
+        (after an attempt whose answer was lost) answers 404. A 404 on the first attempt raises: the id
+        is unknown to CData and nothing was deleted (CData's older pages say it answers 200 then)."""
         connection_id = validate_uuid(connection_id, "connection_id")
-        self._request(self._call(self._ready(), "delete", account_id, connection_id=connection_id))
+        call = self._call(self._ready(), "delete", account_id, connection_id=connection_id)
+        _log_already_gone(call, self._request(call))
 
     def clear_metadata(self, connection_id: str, account_id: str | None = None) -> None:
         """Clear the metadata cache of a connection."""
@@ -190,16 +195,18 @@ class CDataHook(BaseHook):
         account_id: str | None = None,
     ) -> str:
         body = _create_body(data_source, redirect_url, name, external_id)
-        call = self._call(await self._aready(), "create", account_id, json=body)
-        return await amask_connect_url(decode_connect_url(call, await self._arequest(call)))
+        settings = await self._aready()
+        call = self._call(settings, "create", account_id, json=body)
+        return await amask_connect_url(decode_connect_url(call, await self._arequest(call), settings.api_url))
 
     async def aedit_connection(
         self, connection_id: str, redirect_url: str, account_id: str | None = None
     ) -> str:
         connection_id = validate_uuid(connection_id, "connection_id")
         body = {"redirectURL": validate_redirect_url(redirect_url, "redirect_url")}
-        call = self._call(await self._aready(), "edit", account_id, connection_id=connection_id, json=body)
-        return await amask_connect_url(decode_connect_url(call, await self._arequest(call)))
+        settings = await self._aready()
+        call = self._call(settings, "edit", account_id, connection_id=connection_id, json=body)
+        return await amask_connect_url(decode_connect_url(call, await self._arequest(call), settings.api_url))
 
     async def alist_connections(
         self, account_id: str | None = None, data_source: str | None = None, external_id: str | None = None
@@ -211,7 +218,7 @@ class CDataHook(BaseHook):
     async def adelete_connection(self, connection_id: str, account_id: str | None = None) -> None:
         connection_id = validate_uuid(connection_id, "connection_id")
         call = self._call(await self._aready(), "delete", account_id, connection_id=connection_id)
-        await self._arequest(call)
+        _log_already_gone(call, await self._arequest(call))
 
     async def aclear_metadata(self, connection_id: str, account_id: str | None = None) -> None:
         connection_id = validate_uuid(connection_id, "connection_id")
@@ -327,8 +334,7 @@ class CDataHook(BaseHook):
             # token, one more try.
             state.reminted = True
             answer = self._transport.send(call, self._token(call.account_id, renew=True), state)
-        raise_for_status(call, answer, state)
-        return answer
+        return settle(call, answer, state)
 
     def _token(self, account_id: str, renew: bool) -> str:
         assert self._minter is not None
@@ -352,8 +358,7 @@ class CDataHook(BaseHook):
         if answer.status == 401 and remint and not state.reminted:
             state.reminted = True
             answer = await self._atransport.send(call, await self._atoken(call.account_id, renew=True), state)
-        raise_for_status(call, answer, state)
-        return answer
+        return settle(call, answer, state)
 
     async def _atoken(self, account_id: str, renew: bool) -> str:
         assert self._minter is not None
@@ -375,6 +380,17 @@ def _create_body(
     if (checked_external_id := validate_optional_name(external_id, "external_id")) is not None:
         body["externalId"] = checked_external_id
     return body
+
+
+def _log_already_gone(call: Call, answer: Answer) -> None:
+    if answer.status == 404:  # settle() let it through: an earlier attempt's answer was lost
+        log.info(
+            "CData API %s %s answered 404 on attempt %d: already gone, deleted by an earlier attempt "
+            "whose answer was lost",
+            call.method,
+            call.path,
+            answer.attempts,
+        )
 
 
 def _list_params(data_source: str | None, external_id: str | None) -> dict[str, str] | None:

@@ -17,6 +17,9 @@ USER_AGENT = f"airflow-provider-cdata/{__version__}"
 class Route(NamedTuple):
     method: str
     path: str  # relative to the API root; {connection_id} is filled in with a validated UUID
+    # A 404 after an attempt that may have been carried out means the work is done (a delete whose
+    # answer was lost: the retry finds nothing to delete). See answers.settle().
+    gone_is_done: bool = False
 
 
 # Every route the hook calls, in one place.
@@ -25,7 +28,7 @@ ROUTES: Final[Mapping[str, Route]] = MappingProxyType(
         "create": Route("POST", "/poweredby/connection/create"),
         "edit": Route("POST", "/poweredby/connection/edit/{connection_id}"),
         "list": Route("GET", "/poweredby/connection/list"),
-        "delete": Route("DELETE", "/poweredby/connection/delete/{connection_id}"),
+        "delete": Route("DELETE", "/poweredby/connection/delete/{connection_id}", gone_is_done=True),
         "clear_metadata": Route("DELETE", "/poweredby/connection/{connection_id}/metadata"),
     }
 )
@@ -52,6 +55,8 @@ class Answer:
     headers: Mapping[str, str]  # requests' and httpx's header maps are both case-insensitive
     content: bytes
     attempts: int
+    # Every token the call sent, to scrub from any snippet of this answer (settle() fills it in).
+    tokens: tuple[str, ...] = field(default=(), repr=False)
 
 
 @dataclass
@@ -61,6 +66,10 @@ class CallState:
     requests: int = 0
     reminted: bool = False
     tokens: list[str] = field(default_factory=list)  # every token sent, scrubbed from error messages
+    # An earlier attempt may have been carried out though no answer said so: it was sent and its answer
+    # was lost (the connection dropped, a read timed out), or it answered 5xx (a gateway may have passed
+    # it on). Not after a connect failure, a 429 or a 401: those were not carried out.
+    maybe_done: bool = False
 
     def sending(self, token: str) -> float:
         """Count one more request, carrying ``token``; the time it starts (for :func:`log_request`)."""
