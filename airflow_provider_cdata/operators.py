@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 
 # What ClearMetadataOperator lists when it is given no ids (the hook's "list" route), for its errors.
-LIST_METHOD, LIST_ROUTE = ROUTES["list"]
+LIST_METHOD, LIST_ROUTE = ROUTES["list"].method, ROUTES["list"].path
 
 # The hook's session keeps this many keep-alive connections (hooks.SESSION_POOL_SIZE); more threads
 # would open and drop a connection per call.
