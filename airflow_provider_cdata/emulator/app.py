@@ -10,37 +10,25 @@ import asyncio
 import json
 import time
 import uuid
+from collections.abc import Callable, Coroutine
 from email.utils import formatdate
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Match
+from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from airflow_provider_cdata.emulator.connect_page import connect_page_router
 from airflow_provider_cdata.emulator.context import EmulatorContext
 from airflow_provider_cdata.emulator.faults import FaultRule
 from airflow_provider_cdata.emulator.metrics import RequestRecord
+from airflow_provider_cdata.emulator.routes import ADMIN_ROUTE, API_PREFIX, API_ROUTES, UNKNOWN_ROUTE
 from airflow_provider_cdata.emulator.state import DATA_SOURCES, ConflictError
 from airflow_provider_cdata.emulator.tokens import AuthError, Caller, verify_api_token
 
-API_PREFIX = "/api/poweredby"
-# Route names used by counters, the request log and fault rules.
-API_ROUTES = (
-    "create",
-    "edit",
-    "list",
-    "delete",
-    "clear_metadata",
-    "clear_metadata_openapi",
-    "sources",
-    "account_create",
-    "account_list",
-    "account_get",
-    "account_delete",
-)
+__all__ = ["API_PREFIX", "API_ROUTES", "APIError", "create_app", "error_response"]
 
 
 class APIError(Exception):
@@ -72,9 +60,10 @@ def create_app(ctx: EmulatorContext, public_url: str | None = None) -> FastAPI:
     async def _auth_error(_: Request, exc: AuthError) -> Response:
         return error_response(exc.status, exc.message)
 
-    app.include_router(_api_router(ctx))
-    app.include_router(connect_page_router(ctx))
-    app.include_router(_admin_router(ctx))
+    route_class = _emulated_route_class(ctx)
+    app.include_router(_api_router(ctx, route_class))
+    app.include_router(connect_page_router(ctx, route_class))
+    app.include_router(_admin_router(ctx, route_class))
     app.add_middleware(EmulatorMiddleware, ctx=ctx)
     return app
 
@@ -153,8 +142,8 @@ def _listed(connection: dict[str, Any]) -> dict[str, Any]:
 
 
 # -- the API -----------------------------------------------------------------------------------------
-def _api_router(ctx: EmulatorContext) -> APIRouter:
-    router = APIRouter(prefix=API_PREFIX)
+def _api_router(ctx: EmulatorContext, route_class: type[APIRoute]) -> APIRouter:
+    router = APIRouter(prefix=API_PREFIX, route_class=route_class)
     store = ctx.store
 
     def flow_url(request: Request, path: str, claims: dict[str, Any], params: dict[str, str]) -> str:
@@ -295,36 +284,36 @@ def _public_account(account: dict[str, Any]) -> dict[str, Any]:
 
 
 # -- admin routes for tests, demos and benchmarks that run the emulator in another process -----------
-def _admin_router(ctx: EmulatorContext) -> APIRouter:
-    router = APIRouter(prefix="/_emulator")
+def _admin_router(ctx: EmulatorContext, route_class: type[APIRoute]) -> APIRouter:
+    router = APIRouter(prefix="/_emulator", route_class=route_class)
 
-    @router.get("/health", name="admin")
+    @router.get("/health", name=ADMIN_ROUTE)
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @router.get("/state", name="admin")
+    @router.get("/state", name=ADMIN_ROUTE)
     async def state() -> dict[str, Any]:
         accounts = [dict(a) for a in ctx.store.accounts.values()]
         return {"accounts": accounts, "connections": ctx.store.list_connections()}
 
-    @router.get("/counters", name="admin")
+    @router.get("/counters", name=ADMIN_ROUTE)
     async def counters() -> dict[str, Any]:
         return ctx.counters.snapshot()
 
-    @router.get("/log", name="admin")
+    @router.get("/log", name=ADMIN_ROUTE)
     async def log() -> list[dict[str, Any]]:
         return [r.as_dict() for r in ctx.counters.records()]
 
-    @router.post("/reset", name="admin")
+    @router.post("/reset", name=ADMIN_ROUTE)
     async def reset() -> dict[str, str]:
         ctx.counters.reset()
         return {"status": "ok"}
 
-    @router.get("/faults", name="admin")
+    @router.get("/faults", name=ADMIN_ROUTE)
     async def faults() -> list[dict[str, Any]]:
         return [r.as_dict() for r in ctx.faults.rules]
 
-    @router.post("/faults", name="admin")
+    @router.post("/faults", name=ADMIN_ROUTE)
     async def add_fault(request: Request) -> Response:
         try:
             rule = ctx.faults.add(FaultRule(**json.loads(await request.body())))
@@ -332,12 +321,12 @@ def _admin_router(ctx: EmulatorContext) -> APIRouter:
             return error_response(400, f"Bad fault rule: {exc}")
         return JSONResponse(rule.as_dict())
 
-    @router.delete("/faults", name="admin")
+    @router.delete("/faults", name=ADMIN_ROUTE)
     async def clear_faults() -> dict[str, str]:
         ctx.faults.clear()
         return {"status": "ok"}
 
-    @router.post("/connections", name="admin")
+    @router.post("/connections", name=ADMIN_ROUTE)
     async def add_connection(request: Request) -> Response:
         spec = json.loads(await request.body())
         age_days = float(spec.get("ageDays", 0))  # seed stale connections for demos
@@ -357,7 +346,98 @@ def _admin_router(ctx: EmulatorContext) -> APIRouter:
     return router
 
 
-# -- middleware: route names, counters, the request log and faults ------------------------------------
+# -- route names and faults: on the route FastAPI matched ----------------------------------------------
+def _emulated_route_class(ctx: EmulatorContext) -> type[APIRoute]:
+    """A route class that names the request in the log and, on the API's routes, injects the faults.
+
+    The name is the matched route's own ``name=``, set by FastAPI's documented hook for custom route
+    classes (``get_route_handler``), so it holds whatever FastAPI does with included routers (0.137+
+    keeps them, not their routes, in ``app.router.routes``).
+    """
+
+    class EmulatedRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            handler = super().get_route_handler()
+            name = self.name
+            faulted = name in API_ROUTES
+
+            async def named(request: Request) -> Response:
+                record = _record(request)
+                record.route = name
+                ctx.counters.started(record)
+                if not faulted:
+                    return await handler(request)
+                latency, failure = ctx.faults.draw(name)
+                if latency:
+                    await asyncio.sleep(latency)
+                if failure is None:
+                    return await handler(request)
+                record.fault = failure.kind
+                if failure.kind == "drop":
+                    return _Dropped(ctx)
+                if failure.kind == "truncated":
+                    return _Truncated(await _answer(handler, request), ctx)
+                return _fault_response(failure)
+
+            return named
+
+    return EmulatedRoute
+
+
+async def _answer(handler: Callable[[Request], Coroutine[Any, Any, Response]], request: Request) -> Response:
+    """The handler's response, its API errors included (they are cut by ``truncated`` too)."""
+    try:
+        return await handler(request)
+    except (APIError, AuthError) as exc:
+        return error_response(exc.status, exc.message)
+
+
+def _abort(ctx: EmulatorContext, scope: Scope) -> None:
+    transport = ctx.transports.get(tuple(scope["client"]))
+    if transport is not None:
+        transport.abort()
+
+
+class _Dropped(Response):
+    """Close the TCP connection without an answer."""
+
+    def __init__(self, ctx: EmulatorContext) -> None:
+        super().__init__()
+        self._ctx = ctx
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        _abort(self._ctx, scope)
+        # Let the server see the connection lost before this returns, so it sends nothing.
+        await asyncio.sleep(0)
+
+
+class _Truncated(Response):
+    """The real status and headers, then half the body, then close: a cut transfer."""
+
+    def __init__(self, answer: Response, ctx: EmulatorContext) -> None:
+        super().__init__()
+        self._answer = answer
+        self._ctx = ctx
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        messages: list[Message] = []
+
+        async def capture(message: Message) -> None:
+            messages.append(message)
+
+        await self._answer(scope, receive, capture)
+        body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
+        start = next(m for m in messages if m["type"] == "http.response.start")
+        # Promise more bytes than are sent (at least 2, so an empty body is cut too).
+        headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
+        headers.append((b"content-length", str(max(len(body), 2)).encode()))
+        await send({**start, "headers": headers})
+        await send({"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True})
+        _abort(self._ctx, scope)
+        await asyncio.sleep(0)
+
+
+# -- middleware: counters and the request log ------------------------------------------------------------
 class EmulatorMiddleware:
     def __init__(self, app: ASGIApp, ctx: EmulatorContext) -> None:
         self.app = app
@@ -367,59 +447,21 @@ class EmulatorMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        route = _route_name(scope)
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
         user_agent = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"user-agent"), "")
+        # The route names itself once FastAPI has matched it (EmulatedRoute); none matched: unknown.
         record = RequestRecord(
-            method=scope["method"], path=scope["path"], route=route, query=query, user_agent=user_agent
+            method=scope["method"],
+            path=scope["path"],
+            route=UNKNOWN_ROUTE,
+            query=query,
+            user_agent=user_agent,
         )
         scope["cdata.record"] = record
-        counters = self.ctx.counters
-        counters.started(route)
         try:
-            await self._handle(scope, receive, send, record)
-        finally:
-            counters.finished(record)
-
-    async def _handle(self, scope: Scope, receive: Receive, send: Send, record: RequestRecord) -> None:
-        latency, failure = self.ctx.faults.draw(record.route) if record.route in API_ROUTES else (0.0, None)
-        if latency:
-            await asyncio.sleep(latency)
-        if failure is None:
             await self.app(scope, receive, _status_recorder(send, record))
-            return
-        record.fault = failure.kind
-        if failure.kind == "drop":
-            await self._drop(scope)
-        elif failure.kind == "truncated":
-            await self._truncated(scope, receive, send, record)
-        else:
-            response = _fault_response(failure)
-            await response(scope, receive, _status_recorder(send, record))
-
-    async def _drop(self, scope: Scope) -> None:
-        transport = self.ctx.transports.get(tuple(scope["client"]))
-        if transport is not None:
-            transport.abort()
-        # Let the server see the connection lost before this handler returns, so it sends nothing.
-        await asyncio.sleep(0)
-
-    async def _truncated(self, scope: Scope, receive: Receive, send: Send, record: RequestRecord) -> None:
-        """Answer with the real status and headers, then half the body, then close: a cut transfer."""
-        messages: list[Message] = []
-
-        async def capture(message: Message) -> None:
-            messages.append(message)
-
-        await self.app(scope, receive, _status_recorder(capture, record))
-        body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
-        start = next(m for m in messages if m["type"] == "http.response.start")
-        # Promise more bytes than are sent (at least 2, so an empty body is cut too).
-        headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
-        headers.append((b"content-length", str(max(len(body), 2)).encode()))
-        await send({**start, "headers": headers})
-        await send({"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True})
-        await self._drop(scope)
+        finally:
+            self.ctx.counters.finished(record)
 
 
 def _status_recorder(send: Send, record: RequestRecord) -> Send:
@@ -429,14 +471,6 @@ def _status_recorder(send: Send, record: RequestRecord) -> Send:
         await send(message)
 
     return wrapped
-
-
-def _route_name(scope: Scope) -> str:
-    for route in scope["app"].router.routes:
-        match, _ = route.matches(scope)
-        if match == Match.FULL:
-            return str(getattr(route, "name", "unknown"))
-    return "unknown"
 
 
 def _fault_response(rule: FaultRule) -> Response:
