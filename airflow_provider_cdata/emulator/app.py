@@ -7,7 +7,7 @@ so the hook must also cope with HTML and empty bodies; the fault injector produc
 from __future__ import annotations
 
 import asyncio
-import json
+import math
 import time
 import uuid
 from collections.abc import Callable, Coroutine
@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from airflow_provider_cdata.emulator import payloads
 from airflow_provider_cdata.emulator.connect_page import connect_page_router
 from airflow_provider_cdata.emulator.context import EmulatorContext
 from airflow_provider_cdata.emulator.faults import FaultRule
@@ -85,9 +86,9 @@ def _authenticate(ctx: EmulatorContext, request: Request, need_account: bool = T
 async def _json_body(request: Request) -> dict[str, Any]:
     raw = await request.body()
     try:
-        body = json.loads(raw) if raw else {}
-    except ValueError:
-        raise APIError(400, "Request body must be JSON") from None
+        body = payloads.loads(raw) if raw else {}
+    except ValueError as exc:
+        raise APIError(400, f"Request body must be JSON: {exc}") from None
     if not isinstance(body, dict):
         raise APIError(400, "Request body must be a JSON object")
     _record(request).body = body
@@ -285,6 +286,7 @@ def _public_account(account: dict[str, Any]) -> dict[str, Any]:
 
 # -- admin routes for tests, demos and benchmarks that run the emulator in another process -----------
 def _admin_router(ctx: EmulatorContext, route_class: type[APIRoute]) -> APIRouter:
+    """Every route is named ``admin``; bad input answers 400 naming the field, and changes nothing."""
     router = APIRouter(prefix="/_emulator", route_class=route_class)
 
     @router.get("/health", name=ADMIN_ROUTE)
@@ -316,7 +318,7 @@ def _admin_router(ctx: EmulatorContext, route_class: type[APIRoute]) -> APIRoute
     @router.post("/faults", name=ADMIN_ROUTE)
     async def add_fault(request: Request) -> Response:
         try:
-            rule = ctx.faults.add(FaultRule(**json.loads(await request.body())))
+            rule = ctx.faults.add(FaultRule.from_dict(payloads.loads(await request.body())))
         except (TypeError, ValueError) as exc:
             return error_response(400, f"Bad fault rule: {exc}")
         return JSONResponse(rule.as_dict())
@@ -328,22 +330,63 @@ def _admin_router(ctx: EmulatorContext, route_class: type[APIRoute]) -> APIRoute
 
     @router.post("/connections", name=ADMIN_ROUTE)
     async def add_connection(request: Request) -> Response:
-        spec = json.loads(await request.body())
-        age_days = float(spec.get("ageDays", 0))  # seed stale connections for demos
+        try:
+            spec = _seed_connection_spec(payloads.loads(await request.body()))
+        except ValueError as exc:
+            return error_response(400, f"Bad connection: {exc}")
+        age_days = spec.pop("ageDays")  # seed stale connections for demos
         try:
             connection = ctx.store.add_connection(
-                spec["accountId"],
-                spec.get("dataSource", "Salesforce"),
-                name=spec.get("name"),
-                external_id=spec.get("externalId"),
-                status=spec.get("status", "Authenticated"),
+                spec.pop("accountId"),
+                spec.pop("dataSource"),
                 last_modified=ctx.clock.now() - age_days * 86400,
+                **spec,
             )
-        except (KeyError, ConflictError) as exc:
-            return error_response(400, str(exc))
+        except KeyError:
+            return error_response(400, "Bad connection: accountId names no child account")
+        except ConflictError as exc:
+            return error_response(400, f"Bad connection: {exc}")
         return JSONResponse(connection)
 
     return router
+
+
+CONNECTION_STATUSES = ("Authenticated", "NotAuthenticated", "Conditional")
+MAX_AGE_DAYS = 36_500
+
+
+def _seed_connection_spec(spec: Any) -> dict[str, Any]:
+    """The fields of ``POST /_emulator/connections``, checked, with their defaults."""
+    if not isinstance(spec, dict):
+        raise ValueError("the body must be a JSON object")
+    known = ("accountId", "dataSource", "name", "externalId", "status", "ageDays")
+    unknown = sorted(set(spec) - set(known))
+    if unknown:
+        raise ValueError(f"unknown field {unknown[0]!r}; choose from {', '.join(known)}")
+    checked: dict[str, Any] = {}
+    for key, required in (("accountId", True), ("dataSource", False), ("name", False), ("externalId", False)):
+        value = spec.get(key)
+        if value is None and not required:
+            continue
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"{key} must be a non-empty string" + ("" if required else " (or null)"))
+        checked[key] = value
+    checked.setdefault("dataSource", "Salesforce")
+    checked["external_id"] = checked.pop("externalId", None)
+    status = spec.get("status", "Authenticated")
+    if status is not None and status not in CONNECTION_STATUSES:
+        raise ValueError(f"status must be one of {', '.join(CONNECTION_STATUSES)} (or null), not {status!r}")
+    checked["status"] = status
+    age = spec.get("ageDays", 0)
+    if (
+        not isinstance(age, int | float)
+        or isinstance(age, bool)
+        or not math.isfinite(age)
+        or not 0 <= age <= MAX_AGE_DAYS
+    ):
+        raise ValueError(f"ageDays must be a number of days from 0 to {MAX_AGE_DAYS}, not {age!r}")
+    checked["ageDays"] = float(age)
+    return checked
 
 
 # -- route names and faults: on the route FastAPI matched ----------------------------------------------
