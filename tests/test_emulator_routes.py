@@ -54,7 +54,8 @@ def test_every_request_is_named_after_its_route_in_the_log_and_the_counters(cdat
     for route, (method, path, body) in calls(cdata, connection["id"]).items():
         answer = call(cdata, method, path, body)
         assert answer.status_code == 200, (route, answer.text)
-        assert cdata.emulator.requests()[-1].route == route, f"{method} {path} (FastAPI {fastapi.__version__})"
+        where = f"{method} {path} on FastAPI {fastapi.__version__}"
+        assert cdata.emulator.requests()[-1].route == route, where
         assert cdata.emulator.counters.count(route, 200) == 1, route
     root = cdata.emulator.root_url
     complete_flow(cdata.connect_url())
