@@ -23,8 +23,10 @@ class RequestRecord:
     status: int = 0
     fault: str | None = None
     user_agent: str = ""
-    # Whether the route counted this request in flight (a request no route matched never is).
+    # Whether the route counted this request in flight (a request no route matched never is), and
+    # whether it is counted and logged already.
     in_flight: bool = field(default=False, repr=False, compare=False)
+    logged: bool = field(default=False, repr=False, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -81,8 +83,11 @@ class Counters:
             self.max_in_flight[route] = max(self.max_in_flight[route], self.in_flight[route])
 
     def finished(self, record: RequestRecord) -> None:
-        """The answer was sent (or the connection dropped): count it and log it."""
+        """The answer is complete (or the connection dropped): count it and log it, once."""
         with self._lock:
+            if record.logged:
+                return
+            record.logged = True
             if record.in_flight:
                 self.in_flight[record.route] -= 1
                 record.in_flight = False
