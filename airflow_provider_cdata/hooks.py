@@ -18,7 +18,16 @@ import threading
 import time
 from typing import Any
 
-from airflow_provider_cdata import CONN_TYPE, DEFAULT_CONN_ID
+from airflow_provider_cdata import (
+    CONN_TYPE,
+    DEFAULT_CONN_ID,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
+    DEFAULT_TOKEN_LIFETIME,
+    MAX_RETRIES_LIMIT,
+    MAX_TIMEOUT,
+    TOKEN_LIFETIME_RANGE,
+)
 from airflow_provider_cdata._compat import AirflowNotFoundException, BaseHook, amask_secret, mask_secret
 from airflow_provider_cdata._masking import (
     MAX_MASKED_TOKENS,
@@ -34,14 +43,6 @@ from airflow_provider_cdata.connection import (
     settings_from_connection,
 )
 from airflow_provider_cdata.exceptions import CDataAPIError, CDataError, CDataValidationError
-from airflow_provider_cdata.limits import (
-    DEFAULT_MAX_RETRIES,
-    DEFAULT_TIMEOUT,
-    DEFAULT_TOKEN_LIFETIME,
-    MAX_RETRIES_LIMIT,
-    MAX_TIMEOUT,
-    TOKEN_LIFETIME_RANGE,
-)
 from airflow_provider_cdata.transport.aio import ASYNC_POOL_SIZE, AsyncTransport
 from airflow_provider_cdata.transport.answers import (
     SNIPPET_LENGTH,

@@ -15,12 +15,17 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_cdata import DEFAULT_CONN_ID, events
+from airflow_provider_cdata import DEFAULT_CONN_ID
 from airflow_provider_cdata.criteria import ConnectionCriteria
 from airflow_provider_cdata.exceptions import CDataAPIError, CDataError
 
 if TYPE_CHECKING:
     from airflow_provider_cdata.hooks import CDataHook
+
+# The event's status names, read by ConnectionSensor.execute_complete too.
+SUCCESS = "success"  # a matching connection was listed: it is the event's "connection"
+TIMEOUT = "timeout"  # the deadline passed first (the sensor raises AirflowSensorTimeout)
+ERROR = "error"  # a failure that waiting cannot fix (bad criteria, a 4xx, a bad certificate)
 
 # Longest pause between polls while CData keeps failing (the hook has already retried each poll).
 MAX_ERROR_BACKOFF_SECONDS = 300.0
@@ -28,8 +33,8 @@ MAX_ERROR_BACKOFF_SECONDS = 300.0
 
 class ConnectionTrigger(BaseTrigger):
     """Fire once a connection matching ``criteria`` is listed, or the deadline passes, or an error
-    that waiting cannot fix occurs. It fires one event, :func:`airflow_provider_cdata.events.payload`:
-    ``{"status": SUCCESS | TIMEOUT | ERROR, "connection": dict | None, "message": str}``."""
+    that waiting cannot fix occurs. It fires one event: ``{"status": SUCCESS | TIMEOUT | ERROR,
+    "connection": dict | None, "message": str}`` (:func:`event_payload`)."""
 
     def __init__(
         self,
@@ -68,7 +73,7 @@ class ConnectionTrigger(BaseTrigger):
         try:
             criteria = ConnectionCriteria.from_dict(self.criteria)
         except CDataError as exc:
-            return _event(events.ERROR, f"Invalid criteria: {exc}")
+            return _event(ERROR, f"Invalid criteria: {exc}")
         hook = CDataHook(cdata_conn_id=self.cdata_conn_id, account_id=self.account_id)
         try:
             return await self._poll(hook, criteria)
@@ -89,7 +94,7 @@ class ConnectionTrigger(BaseTrigger):
             except CDataAPIError as exc:
                 # Worth waiting out: no answer (network, timeout), 429 or 5xx; not a 4xx or a bad certificate.
                 if not exc.retryable:
-                    return _event(events.ERROR, str(exc))
+                    return _event(ERROR, str(exc))
                 failures += 1
                 pause = min(
                     self.poke_interval * 2 ** (failures - 1),
@@ -97,19 +102,24 @@ class ConnectionTrigger(BaseTrigger):
                 )
                 self.log.warning("Polling CData failed (%s); trying again in %.0f s", exc, pause)
             except CDataError as exc:
-                return _event(events.ERROR, str(exc))
+                return _event(ERROR, str(exc))
             else:
                 failures = 0
                 match = criteria.first_match(connections)
                 if match is not None:
                     message = f"Connection {match.get('id')} matches {criteria.describe()}"
-                    return _event(events.SUCCESS, message, match)
+                    return _event(SUCCESS, message, match)
             remaining = None if self.deadline is None else self.deadline - time.time()
             if remaining is not None and remaining <= 0:
                 message = f"No connection matching {criteria.describe()} appeared before the timeout"
-                return _event(events.TIMEOUT, message)
+                return _event(TIMEOUT, message)
             await asyncio.sleep(pause if remaining is None else min(pause, remaining))
 
 
+def event_payload(status: str, message: str, connection: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The payload of the trigger's one event."""
+    return {"status": status, "connection": connection, "message": message}
+
+
 def _event(status: str, message: str, connection: dict[str, Any] | None = None) -> TriggerEvent:
-    return TriggerEvent(events.payload(status, message, connection))  # type: ignore[no-untyped-call]
+    return TriggerEvent(event_payload(status, message, connection))  # type: ignore[no-untyped-call]
