@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from airflow_provider_cdata.hooks import CDataHook
 
 
-
 # The hook's session keeps this many keep-alive connections (hooks.SESSION_POOL_SIZE); more threads
 # would open and drop a connection per call.
 MAX_CONCURRENCY = 32
