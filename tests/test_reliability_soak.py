@@ -183,9 +183,14 @@ def test_1000_calls_under_30_percent_faults_all_succeed_and_leave_exactly_the_in
     # -- every attempt accounted for ------------------------------------------------------------
     attempts = attempts_logged(caplog.records)
     failed = [a for a in attempts if not a["outcome"].startswith("2")]
-    # A loaded machine may fail to connect within the timeout: such an attempt never reached the emulator.
-    not_sent = sum(a["outcome"] in NOT_SENT for a in attempts)
-    assert len(attempts) == api_requests(cdata) + not_sent, "every other attempt reached the emulator"
+    # Every attempt that got an HTTP status reached the emulator, and the emulator saw nothing the client
+    # did not send. An attempt with no answer may not have: a failed connect, or a request on a kept-alive
+    # connection the server had already closed, which requests reports as a plain ConnectionError (seen on
+    # a loaded machine after the DEBUG leak scan: 9 of 1,371 attempts), so those bound the gap.
+    answered = sum(a["outcome"][0].isdigit() for a in attempts)
+    seen = api_requests(cdata)
+    assert answered <= seen <= len(attempts), "every answered attempt reached the emulator, nothing more"
+    assert sum(a["outcome"] in NOT_SENT for a in attempts) <= len(attempts) - seen
     assert len(attempts) - len(failed) == CALLS, "one successful attempt per call"
     started_as, failed_as = Counter(int(a["n"]) for a in attempts), Counter(int(a["n"]) for a in failed)
     assert started_as[1] == CALLS
