@@ -2,8 +2,9 @@
 normalised for us, and the ``cdata_default`` connection that points the hook at one.
 
 A server subclasses :class:`LoopbackServer`, says how one accepted connection is served (``serve``) and
-calls ``listen()`` once; ``stop()`` ends the accept loop. Fast retries come from the ``fast_retries``
-fixture (tests/conftest.py), not from here.
+calls ``listen()`` once; ``stop()`` ends the accept loop. A fixture hands its servers to
+:class:`Serving`, which points ``cdata_default`` at each and stops them all. Fast retries come from the
+``fast_retries`` fixture (tests/conftest.py), not from here.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -76,3 +77,27 @@ def cdata_default(url: str, keys: KeyPair, **extra: Any) -> dict[str, Any]:
 def point_cdata_default(monkeypatch: pytest.MonkeyPatch, url: str, keys: KeyPair, **extra: Any) -> None:
     """Set ``AIRFLOW_CONN_CDATA_DEFAULT`` to :func:`cdata_default` for this test."""
     monkeypatch.setenv("AIRFLOW_CONN_CDATA_DEFAULT", json.dumps(cdata_default(url, keys, **extra)))
+
+
+Server = TypeVar("Server", bound=LoopbackServer)
+
+
+class Serving:
+    """``serving(server, **extra)`` points ``cdata_default`` at ``server`` (with this one's extras, then
+    ``extra``) and returns it; leaving the ``with`` block stops every server it was given."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, keys: KeyPair, **extra: Any) -> None:
+        self.monkeypatch, self.keys, self.extra = monkeypatch, keys, extra
+        self.servers: list[LoopbackServer] = []
+
+    def __call__(self, server: Server, **extra: Any) -> Server:
+        self.servers.append(server)
+        point_cdata_default(self.monkeypatch, server.url, self.keys, **{**self.extra, **extra})
+        return server
+
+    def __enter__(self) -> Serving:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for server in self.servers:
+            server.stop()

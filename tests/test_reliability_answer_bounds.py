@@ -25,7 +25,7 @@ from airflow_provider_cdata.exceptions import CDataAPIError
 from airflow_provider_cdata.hooks import CDataHook, RetryPolicy
 from airflow_provider_cdata.transport.body import MAX_BODY_BYTES
 from tests.dag_runner import run_dag
-from tests.loopback import point_cdata_default
+from tests.loopback import Serving
 from tests.test_hook_calls import Runner, runner_fixture
 from tests.test_reliability_hostile import Answer, RawServer, http, send
 
@@ -48,17 +48,12 @@ def hostile(
     keys: KeyPair, monkeypatch: pytest.MonkeyPatch, fast_retries: RetryPolicy
 ) -> Iterator[Callable[..., RawServer]]:
     """Start a RawServer with the given answer and point ``cdata_default`` at it."""
-    servers: list[RawServer] = []
+    with Serving(monkeypatch, keys, timeout=TIMEOUT) as serving:
 
-    def start(answer: Answer, max_retries: int = MAX_RETRIES) -> RawServer:
-        server = RawServer(answer)
-        servers.append(server)
-        point_cdata_default(monkeypatch, server.url, keys, timeout=TIMEOUT, max_retries=max_retries)
-        return server
+        def start(answer: Answer, max_retries: int = MAX_RETRIES) -> RawServer:
+            return serving(RawServer(answer), max_retries=max_retries)
 
-    yield start
-    for server in servers:
-        server.stop()
+        yield start
 
 
 def drip(conn: socket.socket, pieces: list[bytes], stopping: Any) -> None:

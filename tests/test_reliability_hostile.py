@@ -22,7 +22,7 @@ import pytest
 from airflow_provider_cdata.emulator import KeyPair
 from airflow_provider_cdata.exceptions import CDataAPIError
 from airflow_provider_cdata.hooks import CDataHook, RetryPolicy
-from tests.loopback import LoopbackServer, point_cdata_default
+from tests.loopback import LoopbackServer, Serving
 from tests.test_hook_calls import Runner, runner_fixture
 
 run = runner_fixture()
@@ -97,17 +97,8 @@ def hostile(
     keys: KeyPair, monkeypatch: pytest.MonkeyPatch, fast_retries: RetryPolicy
 ) -> Iterator[Callable[[Answer], RawServer]]:
     """Start a RawServer with the given answer and point ``cdata_default`` at it."""
-    servers: list[RawServer] = []
-
-    def start(answer: Answer) -> RawServer:
-        server = RawServer(answer)
-        servers.append(server)
-        point_cdata_default(monkeypatch, server.url, keys, timeout=TIMEOUT, max_retries=MAX_RETRIES)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
+    with Serving(monkeypatch, keys, timeout=TIMEOUT, max_retries=MAX_RETRIES) as serving:
+        yield lambda answer: serving(RawServer(answer))
 
 
 @dataclass(frozen=True)

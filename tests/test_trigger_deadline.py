@@ -25,7 +25,7 @@ import pytest
 from airflow_provider_cdata.emulator import KeyPair
 from airflow_provider_cdata.hooks import RetryPolicy
 from tests.dag_runner import run_dag
-from tests.loopback import LoopbackServer, point_cdata_default
+from tests.loopback import LoopbackServer, Serving
 
 # One poll may take (MAX_RETRIES + 1) x TIMEOUT, or MAX_RETRIES x Retry-After (capped at 60 s): far
 # past the 1 s deadline, so a trigger that waits for its poll misses the deadline by tens of seconds.
@@ -105,17 +105,8 @@ def stalling(
 
     Backoff between retries stays short (``fast_retries``); Retry-After is honoured as the hook's policy
     says (<= 60 s)."""
-    servers: list[StallingCData] = []
-
-    def start(script: Script) -> StallingCData:
-        server = StallingCData(script)
-        servers.append(server)
-        point_cdata_default(monkeypatch, server.url, keys, timeout=TIMEOUT, max_retries=MAX_RETRIES)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
+    with Serving(monkeypatch, keys, timeout=TIMEOUT, max_retries=MAX_RETRIES) as serving:
+        yield lambda script: serving(StallingCData(script))
 
 
 def never_answer(number: int) -> bytes | None:
