@@ -26,6 +26,11 @@ DEFAULT_MAX_RETRIES = 5
 MAX_RETRIES_LIMIT = 20
 MAX_RETRIES_RANGE = (0, MAX_RETRIES_LIMIT)  # both ends allowed
 
+# Keep-alive connections one hook's requests session keeps per host (transport/sync.py), and so the most
+# calls ClearMetadataOperator runs at once (operators.MAX_CONCURRENCY): a thread beyond the pool would
+# open and drop a new connection per call. One number, here because DAG files import the operators.
+SESSION_POOL_SIZE = 32
+
 
 def get_provider_info() -> dict[str, Any]:
     """Describe the provider to Airflow's ProvidersManager (entry point ``apache_airflow_provider``).

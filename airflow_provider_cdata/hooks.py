@@ -26,6 +26,7 @@ from airflow_provider_cdata import (
     DEFAULT_TOKEN_LIFETIME,
     MAX_RETRIES_LIMIT,
     MAX_TIMEOUT,
+    SESSION_POOL_SIZE,
     TOKEN_LIFETIME_RANGE,
 )
 from airflow_provider_cdata._compat import (
@@ -62,7 +63,7 @@ from airflow_provider_cdata.transport.answers import (
 )
 from airflow_provider_cdata.transport.retry import RetryPolicy
 from airflow_provider_cdata.transport.routes import ROUTES, USER_AGENT, Answer, Call, CallState, Route
-from airflow_provider_cdata.transport.sync import SESSION_POOL_SIZE, SyncTransport
+from airflow_provider_cdata.transport.sync import SyncTransport
 from airflow_provider_cdata.validation import (
     validate_name,
     validate_optional_name,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_cdata import DEFAULT_CONN_ID
+from airflow_provider_cdata import DEFAULT_CONN_ID, SESSION_POOL_SIZE
 from airflow_provider_cdata.criteria import modified_between, parse_optional_time
 from airflow_provider_cdata.exceptions import CDataAPIError, CDataError, CDataValidationError
 from airflow_provider_cdata.validation import (
@@ -30,9 +30,9 @@ if TYPE_CHECKING:
     from airflow_provider_cdata.hooks import CDataHook
 
 
-# The hook's session keeps this many keep-alive connections (hooks.SESSION_POOL_SIZE); more threads
-# would open and drop a connection per call.
-MAX_CONCURRENCY = 32
+# The hook's session keeps this many keep-alive connections; more threads would open and drop a
+# connection per call.
+MAX_CONCURRENCY = SESSION_POOL_SIZE
 
 
 class _CDataOperator(BaseOperator):

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import shlex
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,9 +23,7 @@ import jwt
 import requests
 
 from airflow_provider_cdata.auth import load_private_key
-
-SERVING = re.compile(r"serving (http://\S+)/api")
-CONNECTION_LINE = re.compile(r"^export AIRFLOW_CONN_CDATA_DEFAULT=(.*)$", re.MULTILINE)
+from airflow_provider_cdata.emulator.process import EmulatorProcessError, read_startup, stop_process
 
 
 @dataclass
@@ -44,30 +42,24 @@ class EmulatorProcess:
         process = subprocess.Popen(
             [sys.executable, "-m", "airflow_provider_cdata.emulator", "--demo", "--port", "0"],
             stdout=subprocess.PIPE,
-            stderr=log,
+            stderr=log,  # its log goes to a file, out of the table the benchmarks print
             text=True,
         )
         assert process.stdout is not None
-        output, deadline = "", time.monotonic() + timeout
-        while (served := SERVING.search(output)) is None:
-            line = process.stdout.readline()
-            if not line or time.monotonic() > deadline:
-                process.kill()
-                raise RuntimeError(f"the emulator did not start; see {log.name}:\n{output}")
-            output += line
-        found = CONNECTION_LINE.search(output)
-        assert found is not None, output
-        connection = json.loads(shlex.split(found.group(1))[0])
-        return cls(process=process, root_url=served.group(1), connection=connection)
+        try:
+            startup = read_startup(process.stdout, timeout)
+            connection = startup.airflow_connection()
+        except EmulatorProcessError as error:
+            process.kill()
+            process.wait()
+            raise RuntimeError(f"the emulator did not start; see {log.name}:\n{error}") from None
+        return cls(process=process, root_url=startup.root_url, connection=connection)
 
     def stop(self) -> None:
         self._admin_session.close()
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        # Killed and reaped if SIGTERM was not enough; the figures are printed by then either way.
+        with suppress(EmulatorProcessError):
+            stop_process(self.process, signal.SIGTERM, timeout=10)
 
     def __enter__(self) -> EmulatorProcess:
         return self

@@ -25,8 +25,9 @@ from airflow_provider_cdata.exceptions import CDataAPIError
 from airflow_provider_cdata.hooks import CDataHook, RetryPolicy
 from airflow_provider_cdata.transport.body import MAX_BODY_BYTES
 from tests.dag_runner import run_dag
+from tests.loopback import Serving
 from tests.test_hook_calls import Runner, runner_fixture
-from tests.test_reliability_hostile import ACCOUNT, PARENT, Answer, RawServer, http, send
+from tests.test_reliability_hostile import Answer, RawServer, http, send
 
 run = runner_fixture()
 
@@ -43,27 +44,16 @@ LIST = b'{"connections": [{"id": "0b5f7d5c-3e1a-4c55-9a66-2f3b1e7c9d10", "extern
 
 
 @pytest.fixture
-def hostile(keys: KeyPair, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., RawServer]]:
+def hostile(
+    keys: KeyPair, monkeypatch: pytest.MonkeyPatch, fast_retries: RetryPolicy
+) -> Iterator[Callable[..., RawServer]]:
     """Start a RawServer with the given answer and point ``cdata_default`` at it."""
-    servers: list[RawServer] = []
-    monkeypatch.setattr(CDataHook, "retry_policy", RetryPolicy(backoff_base=0.01, backoff_max=0.02))
+    with Serving(monkeypatch, keys, timeout=TIMEOUT) as serving:
 
-    def start(answer: Answer, max_retries: int = MAX_RETRIES) -> RawServer:
-        server = RawServer(answer)
-        servers.append(server)
-        connection = {
-            "conn_type": "cdata",
-            "host": server.url,
-            "login": PARENT,
-            "password": keys.private_pem,
-            "extra": {"account_id": ACCOUNT, "timeout": TIMEOUT, "max_retries": max_retries},
-        }
-        monkeypatch.setenv("AIRFLOW_CONN_CDATA_DEFAULT", json.dumps(connection))
-        return server
+        def start(answer: Answer, max_retries: int = MAX_RETRIES) -> RawServer:
+            return serving(RawServer(answer), max_retries=max_retries)
 
-    yield start
-    for server in servers:
-        server.stop()
+        yield start
 
 
 def drip(conn: socket.socket, pieces: list[bytes], stopping: Any) -> None:

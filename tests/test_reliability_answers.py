@@ -37,7 +37,6 @@ from tests.test_reliability_hostile import RawServer, http, send
 from tests.test_reliability_leaks import record_minted_tokens
 
 run = runner_fixture()
-FAST = RetryPolicy(backoff_base=0.01, backoff_max=0.02)
 UNKNOWN_ID = "0b5f7d5c-3e1a-4c55-9a66-2f3b1e7c9d10"
 REDIRECT = "https://app.example.com/done"
 
@@ -46,7 +45,6 @@ def point_at(monkeypatch: pytest.MonkeyPatch, cdata: CData, url: str, **extra: A
     """``cdata_default`` is the emulator's parent and child, at ``url`` (a proxy or a hostile server)."""
     connection = {**cdata_connection(cdata, **{"max_retries": 2, "timeout": 5, **extra}), "host": url}
     monkeypatch.setenv("AIRFLOW_CONN_CDATA_DEFAULT", json.dumps(connection))
-    monkeypatch.setattr(CDataHook, "retry_policy", FAST)
 
 
 def authorization(head: bytes) -> str:
@@ -106,7 +104,9 @@ class DeleteProxy:
 
 
 @pytest.fixture
-def delete_proxy(cdata: CData, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., DeleteProxy]]:
+def delete_proxy(
+    cdata: CData, monkeypatch: pytest.MonkeyPatch, fast_retries: RetryPolicy
+) -> Iterator[Callable[..., DeleteProxy]]:
     proxies: list[DeleteProxy] = []
 
     def start(**options: Any) -> DeleteProxy:
@@ -191,7 +191,9 @@ CONNECT_CALLS = {
 
 
 @pytest.fixture
-def answers(cdata: CData, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Any], RawServer]]:
+def answers(
+    cdata: CData, monkeypatch: pytest.MonkeyPatch, fast_retries: RetryPolicy
+) -> Iterator[Callable[[Any], RawServer]]:
     """A hostile loopback server answering every request with ``answer`` (bytes, or a function of the
     request head), and ``cdata_default`` pointing at it."""
     servers: list[RawServer] = []

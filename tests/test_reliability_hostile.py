@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,12 +22,11 @@ import pytest
 from airflow_provider_cdata.emulator import KeyPair
 from airflow_provider_cdata.exceptions import CDataAPIError
 from airflow_provider_cdata.hooks import CDataHook, RetryPolicy
+from tests.loopback import LoopbackServer, Serving
 from tests.test_hook_calls import Runner, runner_fixture
 
 run = runner_fixture()
 
-PARENT = "9b1deb4d-3b7d-4bad-9bdd-2b0d7b3dcb6d"
-ACCOUNT = "1b9d6bcd-bbfd-4b2d-9b5d-ab8dfbbd4bed"
 TIMEOUT = 0.5
 MAX_RETRIES = 1
 TEN_MB = 10 * 1024 * 1024
@@ -58,34 +56,16 @@ def send(response: bytes) -> Answer:
 
 
 @dataclass
-class RawServer:
+class RawServer(LoopbackServer):
     """A loopback TCP server: reads each request (head and body), records it, lets ``answer`` reply."""
 
     answer: Answer
     requests: list[bytes] = field(default_factory=list)
-    stopping: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.sock.settimeout(0.1)
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
+        self.listen()
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.sock.getsockname()[1]}/api"
-
-    def _accept(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
+    def serve(self, conn: socket.socket) -> None:
         with conn:
             conn.settimeout(5)
             request = b""
@@ -111,35 +91,14 @@ class RawServer:
             except OSError:
                 return
 
-    def stop(self) -> None:
-        self.stopping.set()
-        self.sock.close()
-        self.thread.join(timeout=5)
-
 
 @pytest.fixture
 def hostile(
     keys: KeyPair, monkeypatch: pytest.MonkeyPatch, fast_retries: RetryPolicy
 ) -> Iterator[Callable[[Answer], RawServer]]:
     """Start a RawServer with the given answer and point ``cdata_default`` at it."""
-    servers: list[RawServer] = []
-
-    def start(answer: Answer) -> RawServer:
-        server = RawServer(answer)
-        servers.append(server)
-        connection = {
-            "conn_type": "cdata",
-            "host": server.url,
-            "login": PARENT,
-            "password": keys.private_pem,
-            "extra": {"account_id": ACCOUNT, "timeout": TIMEOUT, "max_retries": MAX_RETRIES},
-        }
-        monkeypatch.setenv("AIRFLOW_CONN_CDATA_DEFAULT", json.dumps(connection))
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
+    with Serving(monkeypatch, keys, timeout=TIMEOUT, max_retries=MAX_RETRIES) as serving:
+        yield lambda answer: serving(RawServer(answer))
 
 
 @dataclass(frozen=True)

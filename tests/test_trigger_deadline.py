@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import json
 import socket
 import threading
 import time
@@ -24,11 +23,10 @@ from typing import Any
 import pytest
 
 from airflow_provider_cdata.emulator import KeyPair
-from airflow_provider_cdata.hooks import CDataHook, RetryPolicy
+from airflow_provider_cdata.hooks import RetryPolicy
 from tests.dag_runner import run_dag
+from tests.loopback import LoopbackServer, Serving
 
-PARENT = "9b1deb4d-3b7d-4bad-9bdd-2b0d7b3dcb6d"
-ACCOUNT = "1b9d6bcd-bbfd-4b2d-9b5d-ab8dfbbd4bed"
 # One poll may take (MAX_RETRIES + 1) x TIMEOUT, or MAX_RETRIES x Retry-After (capped at 60 s): far
 # past the 1 s deadline, so a trigger that waits for its poll misses the deadline by tens of seconds.
 TIMEOUT = 10
@@ -46,7 +44,7 @@ def response(status: int, body: bytes = b"", **headers: str) -> bytes:
 
 
 @dataclass
-class StallingCData:
+class StallingCData(LoopbackServer):
     """A loopback HTTP server that answers each request as ``script`` says, or holds it unanswered
     until the client closes the connection. It counts requests and the connections still open."""
 
@@ -54,31 +52,15 @@ class StallingCData:
     requests: int = 0
     open_connections: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
-    stopping: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.sock.settimeout(0.1)
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
+        self.listen()
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.sock.getsockname()[1]}/api"
+    def accepted(self, conn: socket.socket) -> None:
+        with self.lock:
+            self.open_connections += 1
 
-    def _accept(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            with self.lock:
-                self.open_connections += 1
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
+    def serve(self, conn: socket.socket) -> None:
         conn.settimeout(0.1)
         buffered, answering = b"", True
         try:
@@ -114,35 +96,17 @@ class StallingCData:
             time.sleep(0.02)
         return condition()
 
-    def stop(self) -> None:
-        self.stopping.set()
-        self.sock.close()
-        self.thread.join(timeout=5)
-
 
 @pytest.fixture
-def stalling(keys: KeyPair, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Script], StallingCData]]:
-    """Start a StallingCData and point ``cdata_default`` at it (timeout 10 s, 2 retries)."""
-    servers: list[StallingCData] = []
-    # Backoff between retries stays short; Retry-After is honoured as the hook's policy says (<= 60 s).
-    monkeypatch.setattr(CDataHook, "retry_policy", RetryPolicy(backoff_base=0.01, backoff_max=0.02))
+def stalling(
+    keys: KeyPair, monkeypatch: pytest.MonkeyPatch, fast_retries: RetryPolicy
+) -> Iterator[Callable[[Script], StallingCData]]:
+    """Start a StallingCData and point ``cdata_default`` at it (timeout 10 s, 2 retries).
 
-    def start(script: Script) -> StallingCData:
-        server = StallingCData(script)
-        servers.append(server)
-        connection = {
-            "conn_type": "cdata",
-            "host": server.url,
-            "login": PARENT,
-            "password": keys.private_pem,
-            "extra": {"account_id": ACCOUNT, "timeout": TIMEOUT, "max_retries": MAX_RETRIES},
-        }
-        monkeypatch.setenv("AIRFLOW_CONN_CDATA_DEFAULT", json.dumps(connection))
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
+    Backoff between retries stays short (``fast_retries``); Retry-After is honoured as the hook's policy
+    says (<= 60 s)."""
+    with Serving(monkeypatch, keys, timeout=TIMEOUT, max_retries=MAX_RETRIES) as serving:
+        yield lambda script: serving(StallingCData(script))
 
 
 def never_answer(number: int) -> bytes | None:

@@ -20,12 +20,11 @@ from typing import Any
 import requests
 import urllib3
 
+from airflow_provider_cdata import SESSION_POOL_SIZE
 from airflow_provider_cdata.exceptions import CDataAPIError
 from airflow_provider_cdata.transport.answers import network_error
 from airflow_provider_cdata.transport.body import ACCEPT_ENCODING, READ_CHUNK, BodyReader
 from airflow_provider_cdata.transport.routes import USER_AGENT, Answer, Call, CallState, log_request
-
-SESSION_POOL_SIZE = 32  # keep-alive connections one hook's session keeps per host
 
 # The monotonic time by which the current thread's attempt must be over (None: not in an attempt).
 _attempt = threading.local()
