@@ -18,8 +18,15 @@ import threading
 import time
 from typing import Any
 
-from airflow_provider_cdata import CONN_TYPE, DEFAULT_CONN_ID
-from airflow_provider_cdata._compat import AirflowNotFoundException, BaseHook, amask_secret, mask_secret
+from airflow_provider_cdata import CONN_TYPE, DEFAULT_CONN_ID, _cdata_connection_type
+from airflow_provider_cdata._compat import (
+    AirflowNotFoundException,
+    BaseHook,
+    amask_secret,
+    field_behaviour,
+    form_widgets,
+    mask_secret,
+)
 from airflow_provider_cdata._masking import (
     MAX_MASKED_TOKENS,
     amask_connect_url,
@@ -104,6 +111,19 @@ class CDataHook(BaseHook):
 
     # Shared by every hook; tests may replace it with one that backs off faster.
     retry_policy: RetryPolicy = RetryPolicy()
+
+    # The connection form for Airflow before 3.2, which reads it from these two methods; 3.2+ reads the
+    # provider info's conn-fields / ui-field-behaviour and never calls them. Both come from that one
+    # declaration (airflow_provider_cdata/__init__.py).
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """The extra fields of the connection form (wtforms fields, as Airflow 3.1 reads them)."""
+        return form_widgets(_cdata_connection_type()["conn-fields"])
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Hidden, relabelled and placeholder standard fields of the connection form (Airflow 3.1)."""
+        return field_behaviour(_cdata_connection_type()["ui-field-behaviour"])
 
     def __init__(self, cdata_conn_id: str = DEFAULT_CONN_ID, account_id: str | None = None) -> None:
         super().__init__()
@@ -270,9 +290,7 @@ class CDataHook(BaseHook):
 
     async def _aget_airflow_connection(self) -> Any:
         try:
-            if hasattr(BaseHook, "aget_connection"):
-                return await self.aget_connection(self.cdata_conn_id)
-            return await asyncio.to_thread(self.get_connection, self.cdata_conn_id)  # pragma: no cover
+            return await self.aget_connection(self.cdata_conn_id)
         except AirflowNotFoundException:
             raise missing_connection(self.cdata_conn_id) from None
 
