@@ -8,13 +8,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_provider_cdata import limits
-
 __version__ = "0.2.0"
 
 DEFAULT_API_URL = "https://cloud.cdata.com/api"
 DEFAULT_CONN_ID = "cdata_default"
 CONN_TYPE = "cdata"
+
+# -- the defaults and bounds of the connection's extras, defined once ---------------------------------
+# The form below declares them and airflow_provider_cdata.connection checks them; tests/test_provider_info.py
+# checks that the two agree at every bound. Here, not in a module of their own: every Airflow process
+# imports this package (and DAG files through the operators), and a module costs ~0.4 ms to import.
+DEFAULT_TOKEN_LIFETIME = 300
+TOKEN_LIFETIME_RANGE = (30, 3600)  # seconds each minted JWT is valid; both ends allowed
+DEFAULT_TIMEOUT = 30.0
+MAX_TIMEOUT = 600.0  # seconds: a timeout is more than 0 and at most this
+DEFAULT_MAX_RETRIES = 5
+MAX_RETRIES_LIMIT = 20
+MAX_RETRIES_RANGE = (0, MAX_RETRIES_LIMIT)  # both ends allowed
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -22,7 +32,7 @@ def get_provider_info() -> dict[str, Any]:
 
     The connection form is declared here, the Airflow 3.2+ way (``conn-fields`` and
     ``ui-field-behaviour``), so the UI never has to import the hook to draw it. Its defaults and bounds
-    are the hook's own (:mod:`airflow_provider_cdata.limits`).
+    are the hook's own (the constants above).
     """
     return {
         "package-name": "airflow-provider-cdata",
@@ -84,12 +94,10 @@ def _cdata_connection_type() -> dict[str, Any]:
             },
             "token_lifetime": {
                 "label": "Token lifetime (s)",
-                "description": (
-                    f"Seconds each minted JWT is valid; empty means {limits.DEFAULT_TOKEN_LIFETIME}."
-                ),
+                "description": (f"Seconds each minted JWT is valid; empty means {DEFAULT_TOKEN_LIFETIME}."),
                 # No schema default: Airflow hides the value of any field whose name contains "token", so
                 # a default would reach the form as "***" and be saved as the lifetime.
-                "schema": {"type": ["integer", "null"], **_int_bounds(limits.TOKEN_LIFETIME_RANGE)},
+                "schema": {"type": ["integer", "null"], **_int_bounds(TOKEN_LIFETIME_RANGE)},
             },
             "timeout": {
                 "label": "Timeout (s)",
@@ -98,9 +106,9 @@ def _cdata_connection_type() -> dict[str, Any]:
                 # lower bound is checked by the hook, with a message naming the field).
                 "schema": {
                     "type": ["number", "null"],
-                    "default": limits.DEFAULT_TIMEOUT,
+                    "default": DEFAULT_TIMEOUT,
                     "exclusiveMinimum": 0,
-                    "maximum": limits.MAX_TIMEOUT,
+                    "maximum": MAX_TIMEOUT,
                 },
             },
             "max_retries": {
@@ -108,8 +116,8 @@ def _cdata_connection_type() -> dict[str, Any]:
                 "description": "Retries for connection errors, timeouts, 429 and 5xx answers.",
                 "schema": {
                     "type": ["integer", "null"],
-                    "default": limits.DEFAULT_MAX_RETRIES,
-                    **_int_bounds(limits.MAX_RETRIES_RANGE),
+                    "default": DEFAULT_MAX_RETRIES,
+                    **_int_bounds(MAX_RETRIES_RANGE),
                 },
             },
             "allow_insecure_http": {

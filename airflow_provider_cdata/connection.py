@@ -11,7 +11,7 @@
 * ``password``: the parent's RSA private key (PEM); or the extra ``private_key_path``.
 * extras: ``account_id`` (default child account, the JWT ``sub``), ``token_lifetime`` (seconds, default
   300), ``timeout`` (seconds, default 30), ``max_retries`` (default 5), ``allow_insecure_http``
-  (default false); their bounds are in :mod:`airflow_provider_cdata.limits`. Extras may be strings
+  (default false); their bounds are defined once, in the package's ``__init__.py``. Extras may be strings
   (URI-form connections): they are coerced and checked.
 
 Nothing here does I/O but :func:`load_key` (it may read a key file).
@@ -26,10 +26,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from airflow_provider_cdata import CONN_TYPE, DEFAULT_API_URL
-from airflow_provider_cdata.auth import KeyLoadError, LoadedKey, load_private_key
-from airflow_provider_cdata.exceptions import CDataConfigError, CDataValidationError
-from airflow_provider_cdata.limits import (
+from airflow_provider_cdata import (
+    CONN_TYPE,
+    DEFAULT_API_URL,
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
     DEFAULT_TOKEN_LIFETIME,
@@ -37,6 +36,8 @@ from airflow_provider_cdata.limits import (
     MAX_TIMEOUT,
     TOKEN_LIFETIME_RANGE,
 )
+from airflow_provider_cdata.auth import KeyLoadError, LoadedKey, load_private_key
+from airflow_provider_cdata.exceptions import CDataConfigError, CDataValidationError
 from airflow_provider_cdata.validation import coerce_bool, coerce_int, is_unset, validate_uuid
 
 

@@ -18,7 +18,17 @@ import threading
 import time
 from typing import Any
 
-from airflow_provider_cdata import CONN_TYPE, DEFAULT_CONN_ID, _cdata_connection_type
+from airflow_provider_cdata import (
+    CONN_TYPE,
+    DEFAULT_CONN_ID,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
+    DEFAULT_TOKEN_LIFETIME,
+    MAX_RETRIES_LIMIT,
+    MAX_TIMEOUT,
+    TOKEN_LIFETIME_RANGE,
+    _cdata_connection_type,
+)
 from airflow_provider_cdata._compat import (
     AirflowNotFoundException,
     BaseHook,
@@ -26,11 +36,16 @@ from airflow_provider_cdata._compat import (
     field_behaviour,
     form_widgets,
     mask_secret,
+    secrets_stay_in_process,
 )
 from airflow_provider_cdata._masking import (
     MAX_MASKED_TOKENS,
+    amask,
     amask_connect_url,
+    amask_private_key,
+    mask,
     mask_connect_url,
+    mask_private_key,
     token_mask_budget,
 )
 from airflow_provider_cdata.auth import Clock, LoadedKey, TokenMinter, cached_key
@@ -41,14 +56,6 @@ from airflow_provider_cdata.connection import (
     settings_from_connection,
 )
 from airflow_provider_cdata.exceptions import CDataAPIError, CDataError, CDataValidationError
-from airflow_provider_cdata.limits import (
-    DEFAULT_MAX_RETRIES,
-    DEFAULT_TIMEOUT,
-    DEFAULT_TOKEN_LIFETIME,
-    MAX_RETRIES_LIMIT,
-    MAX_TIMEOUT,
-    TOKEN_LIFETIME_RANGE,
-)
 from airflow_provider_cdata.transport.aio import ASYNC_POOL_SIZE, AsyncTransport
 from airflow_provider_cdata.transport.answers import (
     SNIPPET_LENGTH,
@@ -266,8 +273,13 @@ class CDataHook(BaseHook):
         if self._settings is None:
             with self._init_lock:
                 if self._settings is None:
-                    settings = settings_from_connection(self._get_airflow_connection())
-                    self._install(settings, load_key(settings))
+                    # Airflow gives the password (the key) and the extra to its masker as they are read:
+                    # under dag.test() not through the in-process supervisor's DEBUG log (see _masking).
+                    with secrets_stay_in_process():
+                        settings = settings_from_connection(self._get_airflow_connection())
+                    key = load_key(settings)
+                    mask_private_key(key.fingerprint, settings.private_key, settings.private_key_path)
+                    self._install(settings, key)
         assert self._settings is not None
         return self._settings
 
@@ -278,6 +290,7 @@ class CDataHook(BaseHook):
             key = cached_key(settings.private_key) if settings.private_key else None
             if key is None:
                 key = await asyncio.to_thread(load_key, settings)
+            await amask_private_key(key.fingerprint, settings.private_key, settings.private_key_path)
             self._install(settings, key)
         assert self._settings is not None
         return self._settings
@@ -358,7 +371,7 @@ class CDataHook(BaseHook):
         assert self._minter is not None
         minted = self._minter.renew(account_id) if renew else self._minter.token(account_id)
         if minted.fresh:  # a task process mints a few: every one goes to the masker
-            mask_secret(minted.token)
+            mask(minted.token)
         return minted.token
 
     async def _arequest(self, call: Call, max_retries: int | None = None, remint: bool = True) -> Answer:
@@ -382,7 +395,7 @@ class CDataHook(BaseHook):
         assert self._minter is not None
         minted = self._minter.renew(account_id) if renew else self._minter.token(account_id)
         if minted.fresh and token_mask_budget.take():  # the triggerer's masker: see MaskBudget
-            await amask_secret(minted.token)
+            await amask(minted.token)
         return minted.token
 
 

@@ -17,7 +17,6 @@ from airflow.sdk import BaseOperator
 from airflow_provider_cdata import DEFAULT_CONN_ID
 from airflow_provider_cdata.criteria import modified_between, parse_optional_time
 from airflow_provider_cdata.exceptions import CDataAPIError, CDataError, CDataValidationError
-from airflow_provider_cdata.transport.routes import ROUTES
 from airflow_provider_cdata.validation import (
     coerce_bool,
     coerce_optional_int,
@@ -30,9 +29,6 @@ if TYPE_CHECKING:
 
     from airflow_provider_cdata.hooks import CDataHook
 
-
-# What ClearMetadataOperator lists when it is given no ids (the hook's "list" route), for its errors.
-LIST_METHOD, LIST_ROUTE = ROUTES["list"].method, ROUTES["list"].path
 
 # The hook's session keeps this many keep-alive connections (hooks.SESSION_POOL_SIZE); more threads
 # would open and drop a connection per call.
@@ -204,9 +200,12 @@ def listed_ids(connections: list[dict[str, Any]]) -> list[str]:
             problem = exc.message
         name = connection.get("name")
         label = f" ({_short(name)})" if isinstance(name, str) else ""
+        # The route table is imported here, on the error path only: DAG files import this module.
+        from airflow_provider_cdata.transport.routes import ROUTES
+
         raise CDataAPIError(
-            LIST_METHOD,
-            LIST_ROUTE,
+            ROUTES["list"].method,
+            ROUTES["list"].path,
             200,
             f"answered connections[{index}]{label} without a usable id ({problem}); nothing was done",
         )

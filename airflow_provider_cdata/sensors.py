@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
-from airflow_provider_cdata import DEFAULT_CONN_ID, events
+from airflow_provider_cdata import DEFAULT_CONN_ID
 from airflow_provider_cdata._compat import AirflowSensorTimeout, conf
 from airflow_provider_cdata.criteria import ConnectionCriteria, validate_statuses
 from airflow_provider_cdata.exceptions import CDataError
@@ -141,9 +141,11 @@ class ConnectionSensor(BaseSensorOperator):
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger: success returns the connection; anything else fails, with the
         trigger's message (a timeout as AirflowSensorTimeout, so ``soft_fail`` skips as usual)."""
-        if not event or event.get("status") != events.SUCCESS:
+        from airflow_provider_cdata.triggers import SUCCESS, TIMEOUT  # lazily: see execute()
+
+        if not event or event.get("status") != SUCCESS:
             message = (event or {}).get("message") or f"ConnectionTrigger ended without success: {event!r}"
-            if (event or {}).get("status") == events.TIMEOUT:
+            if (event or {}).get("status") == TIMEOUT:
                 raise AirflowSensorTimeout(message)
             raise CDataError(message)
         connection: dict[str, Any] = event["connection"]

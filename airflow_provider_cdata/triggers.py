@@ -1,7 +1,9 @@
 """ConnectionTrigger: the deferrable ConnectionSensor's wait, run in the triggerer.
 
 It polls List Connections through the hook's async calls, sleeps ``poke_interval`` between polls,
-keeps going through transient failures (429, 5xx, network) with backoff, and ends at the deadline.
+keeps going through transient failures (429, 5xx, network) with backoff, and ends at the deadline,
+whatever a poll is doing then: a poll still waiting for CData (its timeouts, its retries, a long
+``Retry-After``) is cancelled, and the trigger fires its timeout event on time.
 It is rebuilt in another process from :meth:`serialize`, so its kwargs are plain values only, and it
 imports the hook lazily (the triggerer imports this module by its classpath).
 """
@@ -10,26 +12,33 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_cdata import DEFAULT_CONN_ID, events
+from airflow_provider_cdata import DEFAULT_CONN_ID
 from airflow_provider_cdata.criteria import ConnectionCriteria
 from airflow_provider_cdata.exceptions import CDataAPIError, CDataError
 
 if TYPE_CHECKING:
     from airflow_provider_cdata.hooks import CDataHook
 
+# The event's status names, read by ConnectionSensor.execute_complete too.
+SUCCESS = "success"  # a matching connection was listed: it is the event's "connection"
+TIMEOUT = "timeout"  # the deadline passed first (the sensor raises AirflowSensorTimeout)
+ERROR = "error"  # a failure that waiting cannot fix (bad criteria, a 4xx, a bad certificate)
+
 # Longest pause between polls while CData keeps failing (the hook has already retried each poll).
 MAX_ERROR_BACKOFF_SECONDS = 300.0
+
+T = TypeVar("T")
 
 
 class ConnectionTrigger(BaseTrigger):
     """Fire once a connection matching ``criteria`` is listed, or the deadline passes, or an error
-    that waiting cannot fix occurs. It fires one event, :func:`airflow_provider_cdata.events.payload`:
-    ``{"status": SUCCESS | TIMEOUT | ERROR, "connection": dict | None, "message": str}``."""
+    that waiting cannot fix occurs. It fires one event: ``{"status": SUCCESS | TIMEOUT | ERROR,
+    "connection": dict | None, "message": str}`` (:func:`event_payload`)."""
 
     def __init__(
         self,
@@ -68,10 +77,14 @@ class ConnectionTrigger(BaseTrigger):
         try:
             criteria = ConnectionCriteria.from_dict(self.criteria)
         except CDataError as exc:
-            return _event(events.ERROR, f"Invalid criteria: {exc}")
+            return _event(ERROR, f"Invalid criteria: {exc}")
         hook = CDataHook(cdata_conn_id=self.cdata_conn_id, account_id=self.account_id)
         try:
-            return await self._poll(hook, criteria)
+            if self.deadline is None:
+                return await self._poll(hook, criteria)
+            # The hook's timeouts and retries bound one poll, not the wait: the deadline does.
+            event = await _before_deadline(self._poll(hook, criteria), self.deadline)
+            return event if event is not None else self._timed_out(criteria)
         finally:
             await hook.aclose()
 
@@ -89,7 +102,7 @@ class ConnectionTrigger(BaseTrigger):
             except CDataAPIError as exc:
                 # Worth waiting out: no answer (network, timeout), 429 or 5xx; not a 4xx or a bad certificate.
                 if not exc.retryable:
-                    return _event(events.ERROR, str(exc))
+                    return _event(ERROR, str(exc))
                 failures += 1
                 pause = min(
                     self.poke_interval * 2 ** (failures - 1),
@@ -97,19 +110,48 @@ class ConnectionTrigger(BaseTrigger):
                 )
                 self.log.warning("Polling CData failed (%s); trying again in %.0f s", exc, pause)
             except CDataError as exc:
-                return _event(events.ERROR, str(exc))
+                return _event(ERROR, str(exc))
             else:
                 failures = 0
                 match = criteria.first_match(connections)
                 if match is not None:
                     message = f"Connection {match.get('id')} matches {criteria.describe()}"
-                    return _event(events.SUCCESS, message, match)
+                    return _event(SUCCESS, message, match)
             remaining = None if self.deadline is None else self.deadline - time.time()
             if remaining is not None and remaining <= 0:
-                message = f"No connection matching {criteria.describe()} appeared before the timeout"
-                return _event(events.TIMEOUT, message)
+                return self._timed_out(criteria)
             await asyncio.sleep(pause if remaining is None else min(pause, remaining))
+
+    def _timed_out(self, criteria: ConnectionCriteria) -> TriggerEvent:
+        message = f"No connection matching {criteria.describe()} appeared before the timeout"
+        return _event(TIMEOUT, message)
+
+
+async def _before_deadline(work: Coroutine[Any, Any, T], deadline: float) -> T | None:
+    """``work``'s result, or None once the wall-clock ``deadline`` (epoch seconds) has passed.
+
+    At the deadline ``work`` is cancelled and awaited until it has unwound (its request closed, its
+    request slot given back, its retry sleep ended), so nothing is left pending on the loop. A trigger
+    cancelled from outside (task cleared, triggerer stopping) unwinds ``work`` the same way.
+    """
+    task = asyncio.ensure_future(work)
+    try:
+        await asyncio.wait({task}, timeout=max(0.0, deadline - time.time()))
+    finally:
+        if not task.done():
+            task.cancel()
+            # Not asyncio.wait_for / shield: wait() never raises the task's own CancelledError here,
+            # and a second cancellation of this coroutine still propagates.
+            await asyncio.wait({task})
+    if task.cancelled():
+        return None
+    return task.result()  # done on its own, also at the very deadline: its event, or its exception
+
+
+def event_payload(status: str, message: str, connection: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The payload of the trigger's one event."""
+    return {"status": status, "connection": connection, "message": message}
 
 
 def _event(status: str, message: str, connection: dict[str, Any] | None = None) -> TriggerEvent:
-    return TriggerEvent(events.payload(status, message, connection))  # type: ignore[no-untyped-call]
+    return TriggerEvent(event_payload(status, message, connection))  # type: ignore[no-untyped-call]

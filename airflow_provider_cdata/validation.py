@@ -92,7 +92,6 @@ def validate_optional_name(value: object, field: str) -> str | None:
 
 TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
 FALSE_WORDS = frozenset({"false", "no", "off", "0"})
-_INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
 def is_unset(value: object) -> bool:
@@ -125,13 +124,18 @@ def coerce_int(value: object, field: str, low: int = 0, high: int | None = None)
         number = value
     elif isinstance(value, float) and value.is_integer():
         number = int(value)
-    elif isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
+    elif isinstance(value, str) and _is_decimal(value.strip()):
         number = int(value.strip())
     if number is None or number < low or (high is not None and number > high):
         kind = "a positive integer" if low > 0 else "a non-negative integer" if low == 0 else "an integer"
         bounds = f" between {low} and {high}" if high is not None else ""
         _fail(field, f"must be {kind}{bounds}, got {_shown(value)}")
     return number
+
+
+def _is_decimal(text: str) -> bool:
+    digits = text[1:] if text[:1] in ("+", "-") else text
+    return digits.isascii() and digits.isdigit()  # isdigit() alone would take "²", which int() refuses
 
 
 def coerce_optional_int(value: object, field: str, low: int = 0, high: int | None = None) -> int | None:

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
-import subprocess
+import signal
 import sys
 import threading
 import time
@@ -25,6 +24,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import requests
+
+from airflow_provider_cdata.emulator.process import (
+    EmulatorProcess,
+    EmulatorProcessError,
+    start_process,
+    stop_process,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 WORK = REPO / ".demo"
@@ -37,24 +43,12 @@ def say(text: str = "") -> None:
 
 
 # -- the emulator -------------------------------------------------------------------------------------
-def start_emulator() -> tuple[subprocess.Popen[str], dict[str, Any], str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_cdata.emulator", "--demo", "--port", "0"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    output = ""
-    for line in process.stdout:
-        output += line
-        if "serving" in line:
-            break
-    connection = re.search(r"export AIRFLOW_CONN_CDATA_DEFAULT='(.*)'", output)
-    served = re.search(r"serving (http://\S+)/api", output)
-    if not connection or not served:
-        process.kill()
-        raise SystemExit(f"the emulator did not start:\n{output}")
-    return process, json.loads(connection.group(1)), served.group(1)
+def start_emulator() -> tuple[EmulatorProcess, dict[str, Any], str]:
+    try:
+        emulator = start_process(["--demo", "--port", "0"], stderr_to_stdout=False)
+        return emulator, emulator.airflow_connection(), emulator.root_url
+    except EmulatorProcessError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def seed(root: str, account_id: str) -> None:
@@ -237,7 +231,7 @@ def demo_cleanup() -> bool:
 def main() -> int:
     WORK.mkdir(exist_ok=True)
     (WORK / "airflow.log").unlink(missing_ok=True)
-    process, connection, root = start_emulator()
+    emulator, connection, root = start_emulator()
     say(f"CData emulator running at {root}/api (demo parent {connection['login']})")
     try:
         account_id = connection["extra"]["account_id"]
@@ -252,8 +246,7 @@ def main() -> int:
         left = [c["name"] for c in requests.get(f"{root}/_emulator/state", timeout=10).json()["connections"]]
         say(f"\nConnections left in the emulator: {left}")
     finally:
-        process.terminate()
-        process.wait(timeout=20)
+        stop_process(emulator.process, signal.SIGTERM)  # one signal; killed if it does not stop
         say(f"Emulator stopped. Airflow's log: {WORK / 'airflow.log'}")
     if all(results):
         say("Demo OK: all three DAG runs succeeded.")

@@ -2,38 +2,23 @@
 
 from __future__ import annotations
 
-import re
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+from airflow_provider_cdata.emulator.process import emulator_process, parse_startup
 
 
 @contextmanager
 def emulator_cli(*args: str) -> Iterator[str]:
-    """Run the emulator CLI on a free port until it says it is serving; yield what it printed."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_cdata.emulator", "--port", "0", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: list[str] = []
-    try:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.append(line)
-            if "serving" in line:
-                break
-        yield "".join(lines)
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=20)
+    """Run the emulator CLI on a free port until it says it is serving; yield what it printed.
+
+    On leaving, one SIGINT stops it; one that does not stop in bounded time is killed (and the test
+    fails). The process is reaped whatever happens, a failing test included.
+    """
+    with emulator_process("--port", "0", *args) as emu:
+        yield emu.startup.output
 
 
 def served_api_url(output: str) -> str:
     """The API root the CLI printed (``CData emulator serving http://127.0.0.1:PORT/api``)."""
-    match = re.search(r"serving (http://\S+/api)", output)
-    assert match, output
-    return match.group(1)
+    return parse_startup(output).api_url

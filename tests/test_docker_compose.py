@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import re
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -21,6 +19,8 @@ import pytest
 import yaml
 
 from airflow_provider_cdata.emulator.__main__ import build_parser
+from airflow_provider_cdata.emulator.process import emulator_process
+from airflow_provider_cdata.emulator.server import STOP_SIGNALS, STOP_TIMEOUT_SECONDS
 
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = REPO / "docker-compose.yaml"
@@ -81,6 +81,14 @@ def emulator_args(services: dict[str, dict[str, Any]]) -> list[str]:
     assert command[:3] == EMULATOR_MODULE, command
     args: list[str] = command[3:]
     return args
+
+
+def stop_grace_seconds(services: dict[str, dict[str, Any]]) -> float:
+    """The emulator service's ``stop_grace_period`` (``10s``, ``1m30s``; Compose's default is 10 s)."""
+    text = str(services[EMULATOR].get("stop_grace_period", "10s"))
+    parts = re.fullmatch(r"(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?", text)
+    assert parts, f"unexpected stop_grace_period {text!r}"
+    return int(parts[1] or 0) * 60 + float(parts[2] or 0)
 
 
 def cdata_default(service: dict[str, Any]) -> dict[str, Any]:
@@ -213,6 +221,14 @@ def test_airflow_waits_for_a_healthy_emulator_which_connect_links_reach_from_the
         assert service["depends_on"][EMULATOR]["condition"] == "service_healthy", name
 
 
+def test_compose_stops_the_emulator_with_a_signal_it_handles_and_waits_longer_than_it_takes(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    emulator = services[EMULATOR]
+    assert getattr(signal, emulator.get("stop_signal", "SIGTERM")) in STOP_SIGNALS
+    assert stop_grace_seconds(services) >= 2 * STOP_TIMEOUT_SECONDS, "room before Docker's SIGKILL"
+
+
 @pytest.fixture
 def compose_emulator(services: dict[str, dict[str, Any]], tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """The emulator started with the compose command, moved to loopback, a free port and tmp_path."""
@@ -220,25 +236,14 @@ def compose_emulator(services: dict[str, dict[str, Any]], tmp_path: Path) -> Ite
     # argparse keeps the last value of a repeated flag: these override the container's paths and port.
     local = ["--host", "127.0.0.1", "--port", "0", "--state", str(tmp_path / "state.json")]
     local += ["--demo-key-file", str(key_file)]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_cdata.emulator", *emulator_args(services), *local],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        output = ""
-        for line in process.stdout:
-            output += line
-            if "serving" in line:
-                break
-        served = re.search(r"serving (http://\S+/api)", output)
-        assert served, output
-        yield served.group(1), key_file
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=20)
+    # Stopped as `docker compose stop` does: one SIGTERM (the service's stop_signal), kill after the grace.
+    with emulator_process(
+        *emulator_args(services),
+        *local,
+        stop_signal=signal.SIGTERM,
+        stop_timeout=stop_grace_seconds(services),
+    ) as emu:
+        yield emu.api_url, key_file
 
 
 def test_cdata_default_works_with_the_hook_against_the_compose_emulator(

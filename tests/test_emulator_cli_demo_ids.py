@@ -6,8 +6,6 @@ connection's ``private_key_path`` at the key the emulator writes, so no private 
 
 from __future__ import annotations
 
-import json
-import re
 import subprocess
 import sys
 import time
@@ -19,7 +17,9 @@ import pytest
 import requests
 
 from airflow_provider_cdata.emulator import Emulator
+from airflow_provider_cdata.emulator.process import parse_startup
 from tests.emulator_cli import emulator_cli as cli
+from tests.emulator_cli import served_api_url
 
 TIMEOUT = 10
 LIST = "/poweredby/connection/list"
@@ -42,17 +42,12 @@ def demo_args(state: Path, key_file: Path) -> list[str]:
 
 
 def printed_connection(output: str) -> dict[str, Any]:
-    match = re.search(r"export AIRFLOW_CONN_CDATA_DEFAULT='(.*)'", output)
-    assert match, output
-    connection: dict[str, Any] = json.loads(match.group(1))
-    return connection
+    return parse_startup(output).airflow_connection()
 
 
 def list_status(output: str, private_pem: str, parent_id: str, account_id: str) -> int:
     """Status of an authenticated List Connections call, signed with ``private_pem``."""
-    base = re.search(r"serving (http://\S+/api)", output)
-    assert base, output
-    return _list_status(base.group(1), private_pem, parent_id, account_id)
+    return _list_status(served_api_url(output), private_pem, parent_id, account_id)
 
 
 def _list_status(base_url: str, private_pem: str, parent_id: str, account_id: str) -> int:

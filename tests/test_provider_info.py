@@ -15,7 +15,8 @@ import jsonschema  # type: ignore[import-untyped]
 import pytest
 from airflow.sdk import Connection
 
-from airflow_provider_cdata import get_provider_info, limits
+import airflow_provider_cdata as provider
+from airflow_provider_cdata import get_provider_info
 from airflow_provider_cdata.hooks import CDataHook, settings_from_connection
 
 EXTRAS = ["account_id", "private_key_path", "token_lifetime", "timeout", "max_retries", "allow_insecure_http"]
@@ -69,41 +70,42 @@ def test_form_relabels_hides_and_declares_every_extra_the_hook_reads() -> None:
 
 def test_declared_defaults_and_bounds_are_the_hooks() -> None:
     fields = {name: spec["schema"] for name, spec in cdata_type()["conn-fields"].items()}
-    assert fields["timeout"]["default"] == limits.DEFAULT_TIMEOUT
-    assert fields["max_retries"]["default"] == limits.DEFAULT_MAX_RETRIES
+    assert fields["timeout"]["default"] == provider.DEFAULT_TIMEOUT
+    assert fields["max_retries"]["default"] == provider.DEFAULT_MAX_RETRIES
     assert (fields["max_retries"]["minimum"], fields["max_retries"]["maximum"]) == (
         0,
-        limits.MAX_RETRIES_LIMIT,
+        provider.MAX_RETRIES_LIMIT,
     )
     assert fields["allow_insecure_http"]["default"] is False
     assert (
         fields["token_lifetime"]["minimum"],
         fields["token_lifetime"]["maximum"],
-    ) == limits.TOKEN_LIFETIME_RANGE
-    assert (fields["timeout"]["exclusiveMinimum"], fields["timeout"]["maximum"]) == (0, limits.MAX_TIMEOUT)
+    ) == provider.TOKEN_LIFETIME_RANGE
+    assert (fields["timeout"]["exclusiveMinimum"], fields["timeout"]["maximum"]) == (0, provider.MAX_TIMEOUT)
     # Airflow masks values of fields named like "token": the default lives in the description instead.
     assert "default" not in fields["token_lifetime"]
-    assert str(limits.DEFAULT_TOKEN_LIFETIME) in cdata_type()["conn-fields"]["token_lifetime"]["description"]
+    description = cdata_type()["conn-fields"]["token_lifetime"]["description"]
+    assert str(provider.DEFAULT_TOKEN_LIFETIME) in description
 
 
 # Each numeric extra at and just past each of its bounds (and the form's other edge cases): the form's
 # schema must accept exactly what the hook accepts.
 BOUNDARY_VALUES: dict[str, list[Any]] = {
     "token_lifetime": [
-        limits.TOKEN_LIFETIME_RANGE[0] - 1,
-        *limits.TOKEN_LIFETIME_RANGE,
-        limits.TOKEN_LIFETIME_RANGE[1] + 1,
+        provider.TOKEN_LIFETIME_RANGE[0] - 1,
+        *provider.TOKEN_LIFETIME_RANGE,
+        provider.TOKEN_LIFETIME_RANGE[1] + 1,
         None,
     ],
-    "max_retries": [-1, 0, limits.MAX_RETRIES_LIMIT, limits.MAX_RETRIES_LIMIT + 1, None],
+    "max_retries": [-1, 0, provider.MAX_RETRIES_LIMIT, provider.MAX_RETRIES_LIMIT + 1, None],
     "timeout": [
         -1,
         0,
         0.001,
         1,
-        limits.MAX_TIMEOUT,
-        limits.MAX_TIMEOUT + 0.001,
-        2 * limits.MAX_TIMEOUT,
+        provider.MAX_TIMEOUT,
+        provider.MAX_TIMEOUT + 0.001,
+        2 * provider.MAX_TIMEOUT,
         None,
     ],
     "allow_insecure_http": [True, False, None],
@@ -237,10 +239,10 @@ def test_airflow_ui_hook_meta_carries_the_extra_fields_with_usable_defaults(
     saved = Connection(conn_id="from_form", conn_type="cdata", login="parent", extra=json.dumps(values))
     got = settings_from_connection(saved)
     assert (got.timeout, got.max_retries, got.allow_insecure_http, got.token_lifetime) == (
-        limits.DEFAULT_TIMEOUT,
-        limits.DEFAULT_MAX_RETRIES,
+        provider.DEFAULT_TIMEOUT,
+        provider.DEFAULT_MAX_RETRIES,
         False,
-        limits.DEFAULT_TOKEN_LIFETIME,
+        provider.DEFAULT_TOKEN_LIFETIME,
     )
 
 
@@ -277,8 +279,8 @@ def test_the_hook_serves_the_same_form_to_airflow_before_3_2(monkeypatch: pytest
         "account_id": None,
         "private_key_path": None,
         "token_lifetime": None,
-        "timeout": str(limits.DEFAULT_TIMEOUT),
-        "max_retries": limits.DEFAULT_MAX_RETRIES,
+        "timeout": str(provider.DEFAULT_TIMEOUT),
+        "max_retries": provider.DEFAULT_MAX_RETRIES,
         "allow_insecure_http": False,
     }
 

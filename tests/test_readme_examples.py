@@ -14,6 +14,9 @@ What runs each block:
 - ``python -m airflow_provider_cdata.emulator --demo``: run here (with ``--port 0``), and its printed
   ``export`` line evaluated by bash and used; the ``--fault`` specs of the flag table parsed.
 - the emulator's Python example: executed as it is.
+- the install line (``pip install "apache-airflow==X" <wheel> -c constraints/airflow-X.Y.txt``): run by
+  tests/test_package.py through scripts/check-package.sh, which installs exactly that line in a clean venv;
+  checked here to name the Airflow, wheel and pins file that script uses.
 
 Not run: ``docker compose up --build`` (no Docker engine here; tests/test_docker_compose.py checks the
 file and runs its emulator command) and ``python -m benchmarks`` (2 minutes of figures, never part of
@@ -39,6 +42,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from airflow_provider_cdata import __version__
 from airflow_provider_cdata.emulator import Emulator, complete_flow, parse_fault_spec
 from tests.conftest import REPO, CData
 from tests.dag_runner import DagResult, init_airflow_db
@@ -83,6 +87,7 @@ KINDS: dict[str, Callable[[Block], bool]] = {
     ),
     "emulator cli": lambda b: "-m airflow_provider_cdata.emulator --demo" in b.text,
     "emulator python": lambda b: b.language == "python" and "with Emulator() as emu:" in b.text,
+    "install line": lambda b: b.text.startswith('pip install "apache-airflow=='),
 }
 
 
@@ -331,3 +336,28 @@ def test_the_emulators_python_example_runs(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("AIRFLOW_CONN_CDATA_DEFAULT", "")  # the example sets it: restored after the test
     source = block("emulator python").text
     exec(compile(source, f"{README}:{block('emulator python').line}", "exec"), {"__name__": "readme"})  # noqa: S102
+
+
+def test_the_install_line_is_the_one_the_package_check_installs() -> None:
+    """README's install line names this version's wheel, the default Airflow and that minor's pins file,
+    and scripts/check-package.sh (run by tests/test_package.py) installs the same three in a clean venv."""
+    line = block("install line").text.strip()
+    shape = r'pip install "apache-airflow==(3\.(\d+)\.\d+)" (\S+\.whl) -c (constraints/\S+)'
+    match = re.fullmatch(shape, line)
+    assert match, line
+    airflow_version, minor, wheel, pins = match.groups()
+
+    assert wheel == f"airflow_provider_cdata-{__version__}-py3-none-any.whl"
+    assert pins == f"constraints/airflow-3.{minor}.txt"
+    assert (REPO / pins).is_file()
+    default = subprocess.run(
+        ["bash", "scripts/bootstrap.sh", "--airflow-version"],
+        cwd=REPO,
+        env={k: v for k, v in os.environ.items() if k != "AIRFLOW_VERSION"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert airflow_version == default
+    script = (REPO / "scripts" / "check-package.sh").read_text()
+    assert 'pip install "apache-airflow==$AIRFLOW_VERSION" "$wheel" -c "$pins"' in script

@@ -1,10 +1,16 @@
 """Leak scan: every operator and the sensor in every mode, run by Airflow (dag.test()) with DEBUG logging,
-successes, retries and failures. Collected: every line Airflow printed (task logs, the triggerer's
-lines), every stdlib record of the provider, urllib3, httpx and httpcore, and every rendered template
-field stored for every task. Searched for: each line of the private key's PEM body (and any 20
-characters in a row of it), every JWT the hook minted (captured as it was signed) and every
-connect-URL token, whole and by their signature segment (Airflow 3.3 rewrites anything starting with
-``eyJ`` to ``eyJ***`` in its own log lines, so the signature is what could slip through).
+successes, retries and failures, and a task that handles the key (from the password, or a file), minted
+tokens and a connect link itself. Collected: every line Airflow printed at DEBUG (task logs, the
+triggerer's lines, and the in-process supervisor's: under dag.test() it logs each message a task sends
+it, MaskSecret(value=<the secret>) included, issue 16), every stdlib record of the provider, urllib3,
+httpx and httpcore, and every rendered template field stored for every task. The same task also runs
+under `airflow tasks test` at DEBUG, in a subprocess, and its output is scanned as well.
+
+Searched for: each line of the private key's PEM body (and any 20 characters in a row of it), every JWT
+the hook minted (captured as it was signed) and every connect-URL token, whole and by their signature
+segment (Airflow 3.3 rewrites anything starting with ``eyJ`` to ``eyJ***`` in its own log lines, so the
+signature is what could slip through). One known exception, documented in the README (Secrets): the
+connect link in Airflow's DEBUG dump of an XCom (AIRFLOW_XCOM_DUMP below).
 
 dag.test() runs every task in this one process, so the secrets masker would know a token another task
 registered. Each task here starts with an empty masker (and the hook's masker budget reset), as a task
@@ -16,18 +22,23 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
+import subprocess
+import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, cast
 from unittest import mock
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.conftest import CData
-from tests.dag_runner import DagResult, run_dag
+from tests.conftest import CData, cdata_connection
+from tests.dag_runner import DagResult, init_airflow_db, run_dag
 from tests.test_example_dags import customer_once_the_trigger_polls
-from tests.test_hook_logging import JWT_SHAPE, key_lines, windows
+from tests.test_hook_logging import JWT_SHAPE, key_lines, minted_tokens, windows
 from tests.test_sensor import customer_after_polls
 
 UNKNOWN_ID = "0b5f7d5c-3e1a-4c55-9a66-2f3b1e7c9d10"
@@ -41,9 +52,30 @@ class Secrets:
     minted: list[str] = field(default_factory=list)
     connect_urls: list[str] = field(default_factory=list)
 
+    def connect_tokens(self) -> list[str]:
+        return [t for url in self.connect_urls for t in parse_qs(urlsplit(url).query).get("token", [])]
+
     def tokens(self) -> list[str]:
-        connect = [t for url in self.connect_urls for t in parse_qs(urlsplit(url).query).get("token", [])]
-        return [*self.minted, *connect]
+        return [*self.minted, *self.connect_tokens()]
+
+
+# The known exception (README, Secrets): at DEBUG Airflow's supervisor logs each message a task sends it
+# whole but MaskSecret ("Received message from task runner", logger "supervisor"; under dag.test() also
+# the in-process "Sending request"), so a connect link, which CreateConnectionOperator and
+# EditConnectionOperator return to XCom by design, shows in its SetXCom line. The provider cannot change
+# that without keeping the link out of XCom. Only that is allowed: the connect-URL tokens in those
+# lines are blanked before the scan, and everything else in them is scanned as any other line.
+AIRFLOW_XCOM_DUMP = re.compile(r"(Sending request|Received message from task runner)\b.*msg=SetXCom\(")
+
+
+def without_the_known_exception(text: str, secrets: Secrets) -> str:
+    lines = text.splitlines()
+    for index, line in enumerate(lines):
+        if AIRFLOW_XCOM_DUMP.search(line):
+            for token in secrets.connect_tokens():
+                line = line.replace(token, "<a connect-URL token in an XCom, README: Secrets>")
+            lines[index] = line
+    return "\n".join(lines)
 
 
 def record_minted_tokens(monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -132,6 +164,38 @@ def onboarding_example(cdata: CData, secrets: Secrets) -> list[DagResult]:
     return [result]
 
 
+def secrets_in_a_task(key_in: str) -> Scenario:
+    """The hook loads the key (from the password, or a file Airflow never sees), mints a token, gets a
+    connect link; the task reports what Airflow's masker makes of a log line holding each of them."""
+
+    def handles(cdata: CData, secrets: Secrets) -> list[DagResult]:
+        connection = cdata_connection(cdata)
+        with tempfile.TemporaryDirectory() as folder:
+            if key_in == "file":
+                key_file = Path(folder, "cdata.pem")
+                key_file.write_text(cdata.keys.private_pem)
+                key_file.chmod(0o600)
+                connection = {**connection, "password": None}
+                connection["extra"] = {**connection["extra"], "private_key_path": str(key_file)}
+            with mock.patch.dict(os.environ, {"AIRFLOW_CONN_CDATA_DEFAULT": json.dumps(connection)}):
+                result = run_dag("cdata_test_secrets_in_task")
+        assert result.state == "success"
+        shown = result.xcom("handle_secrets")
+        secrets.connect_urls.append(shown["link"])  # XCom holds the link, as CreateConnectionOperator's
+        assert shown["minted"] == 1
+        assert shown["first_line"] == "the key's first line: ***", "each line of the key is masked"
+        assert set(shown["pem"].replace("the key: ", "").splitlines()) <= {
+            "***",
+            "-----BEGIN PRIVATE KEY-----",
+            "-----END PRIVATE KEY-----",
+        }
+        assert shown["token"] == "Bearer ***", "the minted token is masked"
+        assert "token=***" in shown["url"], "the connect link's token is masked"
+        return [result]
+
+    return handles
+
+
 SCENARIOS: dict[str, Scenario] = {
     "create and edit": create_and_edit,
     "list, delete and clear": list_delete_and_clear,
@@ -139,6 +203,8 @@ SCENARIOS: dict[str, Scenario] = {
     "sensor reschedule": sensor_in("reschedule"),
     "sensor deferrable": sensor_in("deferrable"),
     "onboarding example DAG": onboarding_example,
+    "a task with the key (password), tokens and a link": secrets_in_a_task("password"),
+    "a task with the key (file), tokens and a link": secrets_in_a_task("file"),
 }
 
 
@@ -150,8 +216,21 @@ class NotTheCustomer(logging.Filter):
         return not (record.threadName or "").endswith("(customer)")  # customer_after_polls's thread
 
 
+def airflow_logs_at_debug(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Airflow's own (structlog) lines at DEBUG, as with ``AIRFLOW__LOGGING__LOGGING_LEVEL=DEBUG``: the
+    level of its unnamed loggers, the in-process supervisor's among them, is the root's. The levels live
+    in the module whose filtering logger structlog is configured with (Airflow core's copy here)."""
+    import structlog
+
+    configured = sys.modules[structlog.get_config()["wrapper_class"].__module__]
+    monkeypatch.setitem(configured.PER_LOGGER_LEVELS, "", logging.DEBUG)
+
+
 @pytest.fixture
-def debug_everywhere(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+def debug_everywhere(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[pytest.LogCaptureFixture]:
+    airflow_logs_at_debug(monkeypatch)
     for name in STDLIB_LOGGERS:
         caplog.set_level(logging.DEBUG, logger=name)
     # A logger's filters see only the records logged on it, not its children's: filter every logger.
@@ -210,6 +289,41 @@ def test_no_key_token_or_connect_link_in_any_log_or_rendered_field(
     assert secrets.minted, "the hook minted tokens"
     assert "CData API " in logged, "the hook's DEBUG request lines were captured"
     assert "-> 200 in" in logged
+    assert "Sending request" in logged, "the in-process supervisor's DEBUG lines were captured"
     assert {r.name.split(".")[0] for r in records} >= {"airflow_provider_cdata", "urllib3"}
-    assert_nothing_secret_in(logged, secrets, airflow_conn)
+    assert_nothing_secret_in(without_the_known_exception(logged, secrets), secrets, airflow_conn)
     assert_nothing_secret_in(rendered_fields(results), secrets, airflow_conn)
+
+
+def test_airflow_tasks_test_at_debug_prints_no_key_and_no_token(
+    airflow_conn: CData, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 16 as reported: `airflow tasks test` at DEBUG, in its own process. Its in-process
+    supervisor logs each message the task sends it; the key and the tokens must not be among them."""
+    issued: list[str] = []  # the connect-URL tokens the emulator signs
+    flow_tokens = airflow_conn.emulator.ctx.flow_tokens
+    sign = flow_tokens.sign
+
+    def recording_sign(claims: dict[str, Any], now: float) -> str:
+        issued.append(sign(claims, now))
+        return issued[-1]
+
+    monkeypatch.setattr(flow_tokens, "sign", recording_sign)
+    init_airflow_db()
+    airflow = Path(sys.executable).with_name("airflow")
+    done = subprocess.run(
+        [str(airflow), "tasks", "test", "cdata_test_secrets_in_task", "handle_secrets"],
+        env={**os.environ, "AIRFLOW__LOGGING__LOGGING_LEVEL": "DEBUG"},
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    printed = f"{done.stdout}\n{done.stderr}"
+    assert done.returncode == 0, printed[-3000:]
+    assert "Sending request" in printed, "the in-process supervisor's DEBUG lines were printed"
+    assert "msg=MaskSecret(" not in printed, "no secret sent to the masker is printed"
+    secrets = Secrets(minted=sorted(minted_tokens(airflow_conn)))
+    secrets.connect_urls = [f"https://cdata.example/connect?token={token}" for token in issued]
+    assert len(secrets.minted) == len(issued) == 1
+    assert_nothing_secret_in(without_the_known_exception(printed, secrets), secrets, airflow_conn)

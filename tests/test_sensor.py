@@ -192,18 +192,18 @@ def test_trigger_reports_invalid_criteria_without_calling_cdata(
 
 
 def test_the_sensor_reads_each_event_the_trigger_can_fire() -> None:
-    from airflow_provider_cdata import events
+    from airflow_provider_cdata import triggers
     from airflow_provider_cdata._compat import AirflowSensorTimeout
     from airflow_provider_cdata.exceptions import CDataError
     from airflow_provider_cdata.sensors import ConnectionSensor
 
     sensor = ConnectionSensor(task_id="wait", external_id="x")
     found = {"id": "c1", "name": "Acme"}
-    assert sensor.execute_complete({}, events.payload(events.SUCCESS, "found", found)) == found
+    assert sensor.execute_complete({}, triggers.event_payload(triggers.SUCCESS, "found", found)) == found
     with pytest.raises(AirflowSensorTimeout, match="too late"):
-        sensor.execute_complete({}, events.payload(events.TIMEOUT, "too late"))
+        sensor.execute_complete({}, triggers.event_payload(triggers.TIMEOUT, "too late"))
     with pytest.raises(CDataError, match="HTTP 404"):
-        sensor.execute_complete({}, events.payload(events.ERROR, "HTTP 404"))
+        sensor.execute_complete({}, triggers.event_payload(triggers.ERROR, "HTTP 404"))
 
 
 def _connection_env(monkeypatch: pytest.MonkeyPatch, cdata: CData, **extra: Any) -> dict[str, str]:

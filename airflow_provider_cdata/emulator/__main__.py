@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 
 from airflow_provider_cdata.emulator.faults import parse_fault_spec
+from airflow_provider_cdata.emulator.process import serving_line
 from airflow_provider_cdata.emulator.server import DEFAULT_HOST, DEFAULT_PORT, Emulator
 
 
@@ -107,9 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     def ready(bound: Emulator) -> None:
         if args.demo:
             _print_demo(bound, f"{args.public_url or bound.root_url}/api", args)
-        print(f"CData emulator serving {bound.base_url} (Ctrl-C to stop)", flush=True)
+        # The last line before serving: a signal from now on stops the server (Emulator.serve_forever).
+        print(serving_line(bound.base_url), flush=True)
 
-    emulator.serve_forever(ready)
+    emulator.serve_forever(ready)  # returns after one SIGINT or SIGTERM, within STOP_TIMEOUT_SECONDS
     return 0
 
 

@@ -6,52 +6,26 @@ so the hook must also cope with HTML and empty bodies; the fault injector produc
 
 from __future__ import annotations
 
-import asyncio
-import json
-import time
+import math
 import uuid
-from email.utils import formatdate
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Match
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 
+from airflow_provider_cdata.emulator import payloads
 from airflow_provider_cdata.emulator.connect_page import connect_page_router
 from airflow_provider_cdata.emulator.context import EmulatorContext
+from airflow_provider_cdata.emulator.errors import APIError, error_response
 from airflow_provider_cdata.emulator.faults import FaultRule
-from airflow_provider_cdata.emulator.metrics import RequestRecord
+from airflow_provider_cdata.emulator.routes import ADMIN_ROUTE, API_PREFIX, API_ROUTES
+from airflow_provider_cdata.emulator.routing import EmulatorMiddleware, emulated_route_class, record_of
 from airflow_provider_cdata.emulator.state import DATA_SOURCES, ConflictError
 from airflow_provider_cdata.emulator.tokens import AuthError, Caller, verify_api_token
 
-API_PREFIX = "/api/poweredby"
-# Route names used by counters, the request log and fault rules.
-API_ROUTES = (
-    "create",
-    "edit",
-    "list",
-    "delete",
-    "clear_metadata",
-    "clear_metadata_openapi",
-    "sources",
-    "account_create",
-    "account_list",
-    "account_get",
-    "account_delete",
-)
-
-
-class APIError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"code": status, "message": message}}, status_code=status, headers=headers)
+__all__ = ["API_PREFIX", "API_ROUTES", "APIError", "create_app", "error_response"]
 
 
 def create_app(ctx: EmulatorContext, public_url: str | None = None) -> FastAPI:
@@ -72,36 +46,32 @@ def create_app(ctx: EmulatorContext, public_url: str | None = None) -> FastAPI:
     async def _auth_error(_: Request, exc: AuthError) -> Response:
         return error_response(exc.status, exc.message)
 
-    app.include_router(_api_router(ctx))
-    app.include_router(connect_page_router(ctx))
-    app.include_router(_admin_router(ctx))
+    route_class = emulated_route_class(ctx)
+    app.include_router(_api_router(ctx, route_class))
+    app.include_router(connect_page_router(ctx, route_class))
+    app.include_router(_admin_router(ctx, route_class))
     app.add_middleware(EmulatorMiddleware, ctx=ctx)
     return app
 
 
 # -- helpers shared by the API handlers -----------------------------------------------------------
-def _record(request: Request) -> RequestRecord:
-    record: RequestRecord = request.scope["cdata.record"]
-    return record
-
-
 def _authenticate(ctx: EmulatorContext, request: Request, need_account: bool = True) -> Caller:
     caller = verify_api_token(
         ctx.store, request.headers.get("authorization"), ctx.clock.now(), need_account=need_account
     )
-    _record(request).claims = caller.claims
+    record_of(request).claims = caller.claims
     return caller
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
     raw = await request.body()
     try:
-        body = json.loads(raw) if raw else {}
-    except ValueError:
-        raise APIError(400, "Request body must be JSON") from None
+        body = payloads.loads(raw) if raw else {}
+    except ValueError as exc:
+        raise APIError(400, f"Request body must be JSON: {exc}") from None
     if not isinstance(body, dict):
         raise APIError(400, "Request body must be a JSON object")
-    _record(request).body = body
+    record_of(request).body = body
     return body
 
 
@@ -153,8 +123,8 @@ def _listed(connection: dict[str, Any]) -> dict[str, Any]:
 
 
 # -- the API -----------------------------------------------------------------------------------------
-def _api_router(ctx: EmulatorContext) -> APIRouter:
-    router = APIRouter(prefix=API_PREFIX)
+def _api_router(ctx: EmulatorContext, route_class: type[APIRoute]) -> APIRouter:
+    router = APIRouter(prefix=API_PREFIX, route_class=route_class)
     store = ctx.store
 
     def flow_url(request: Request, path: str, claims: dict[str, Any], params: dict[str, str]) -> str:
@@ -295,163 +265,105 @@ def _public_account(account: dict[str, Any]) -> dict[str, Any]:
 
 
 # -- admin routes for tests, demos and benchmarks that run the emulator in another process -----------
-def _admin_router(ctx: EmulatorContext) -> APIRouter:
-    router = APIRouter(prefix="/_emulator")
+def _admin_router(ctx: EmulatorContext, route_class: type[APIRoute]) -> APIRouter:
+    """Every route is named ``admin``; bad input answers 400 naming the field, and changes nothing."""
+    router = APIRouter(prefix="/_emulator", route_class=route_class)
 
-    @router.get("/health", name="admin")
+    @router.get("/health", name=ADMIN_ROUTE)
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @router.get("/state", name="admin")
+    @router.get("/state", name=ADMIN_ROUTE)
     async def state() -> dict[str, Any]:
         accounts = [dict(a) for a in ctx.store.accounts.values()]
         return {"accounts": accounts, "connections": ctx.store.list_connections()}
 
-    @router.get("/counters", name="admin")
+    @router.get("/counters", name=ADMIN_ROUTE)
     async def counters() -> dict[str, Any]:
         return ctx.counters.snapshot()
 
-    @router.get("/log", name="admin")
+    @router.get("/log", name=ADMIN_ROUTE)
     async def log() -> list[dict[str, Any]]:
         return [r.as_dict() for r in ctx.counters.records()]
 
-    @router.post("/reset", name="admin")
+    @router.post("/reset", name=ADMIN_ROUTE)
     async def reset() -> dict[str, str]:
         ctx.counters.reset()
         return {"status": "ok"}
 
-    @router.get("/faults", name="admin")
+    @router.get("/faults", name=ADMIN_ROUTE)
     async def faults() -> list[dict[str, Any]]:
         return [r.as_dict() for r in ctx.faults.rules]
 
-    @router.post("/faults", name="admin")
+    @router.post("/faults", name=ADMIN_ROUTE)
     async def add_fault(request: Request) -> Response:
         try:
-            rule = ctx.faults.add(FaultRule(**json.loads(await request.body())))
+            rule = ctx.faults.add(FaultRule.from_dict(payloads.loads(await request.body())))
         except (TypeError, ValueError) as exc:
             return error_response(400, f"Bad fault rule: {exc}")
         return JSONResponse(rule.as_dict())
 
-    @router.delete("/faults", name="admin")
+    @router.delete("/faults", name=ADMIN_ROUTE)
     async def clear_faults() -> dict[str, str]:
         ctx.faults.clear()
         return {"status": "ok"}
 
-    @router.post("/connections", name="admin")
+    @router.post("/connections", name=ADMIN_ROUTE)
     async def add_connection(request: Request) -> Response:
-        spec = json.loads(await request.body())
-        age_days = float(spec.get("ageDays", 0))  # seed stale connections for demos
+        try:
+            spec = _seed_connection_spec(payloads.loads(await request.body()))
+        except ValueError as exc:
+            return error_response(400, f"Bad connection: {exc}")
+        age_days = spec.pop("ageDays")  # seed stale connections for demos
         try:
             connection = ctx.store.add_connection(
-                spec["accountId"],
-                spec.get("dataSource", "Salesforce"),
-                name=spec.get("name"),
-                external_id=spec.get("externalId"),
-                status=spec.get("status", "Authenticated"),
+                spec.pop("accountId"),
+                spec.pop("dataSource"),
                 last_modified=ctx.clock.now() - age_days * 86400,
+                **spec,
             )
-        except (KeyError, ConflictError) as exc:
-            return error_response(400, str(exc))
+        except KeyError:
+            return error_response(400, "Bad connection: accountId names no child account")
+        except ConflictError as exc:
+            return error_response(400, f"Bad connection: {exc}")
         return JSONResponse(connection)
 
     return router
 
 
-# -- middleware: route names, counters, the request log and faults ------------------------------------
-class EmulatorMiddleware:
-    def __init__(self, app: ASGIApp, ctx: EmulatorContext) -> None:
-        self.app = app
-        self.ctx = ctx
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        route = _route_name(scope)
-        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
-        user_agent = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"user-agent"), "")
-        record = RequestRecord(
-            method=scope["method"], path=scope["path"], route=route, query=query, user_agent=user_agent
-        )
-        scope["cdata.record"] = record
-        counters = self.ctx.counters
-        counters.started(route)
-        try:
-            await self._handle(scope, receive, send, record)
-        finally:
-            counters.finished(record)
-
-    async def _handle(self, scope: Scope, receive: Receive, send: Send, record: RequestRecord) -> None:
-        latency, failure = self.ctx.faults.draw(record.route) if record.route in API_ROUTES else (0.0, None)
-        if latency:
-            await asyncio.sleep(latency)
-        if failure is None:
-            await self.app(scope, receive, _status_recorder(send, record))
-            return
-        record.fault = failure.kind
-        if failure.kind == "drop":
-            await self._drop(scope)
-        elif failure.kind == "truncated":
-            await self._truncated(scope, receive, send, record)
-        else:
-            response = _fault_response(failure)
-            await response(scope, receive, _status_recorder(send, record))
-
-    async def _drop(self, scope: Scope) -> None:
-        transport = self.ctx.transports.get(tuple(scope["client"]))
-        if transport is not None:
-            transport.abort()
-        # Let the server see the connection lost before this handler returns, so it sends nothing.
-        await asyncio.sleep(0)
-
-    async def _truncated(self, scope: Scope, receive: Receive, send: Send, record: RequestRecord) -> None:
-        """Answer with the real status and headers, then half the body, then close: a cut transfer."""
-        messages: list[Message] = []
-
-        async def capture(message: Message) -> None:
-            messages.append(message)
-
-        await self.app(scope, receive, _status_recorder(capture, record))
-        body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
-        start = next(m for m in messages if m["type"] == "http.response.start")
-        # Promise more bytes than are sent (at least 2, so an empty body is cut too).
-        headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
-        headers.append((b"content-length", str(max(len(body), 2)).encode()))
-        await send({**start, "headers": headers})
-        await send({"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True})
-        await self._drop(scope)
+CONNECTION_STATUSES = ("Authenticated", "NotAuthenticated", "Conditional")
+MAX_AGE_DAYS = 36_500
 
 
-def _status_recorder(send: Send, record: RequestRecord) -> Send:
-    async def wrapped(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            record.status = message["status"]
-        await send(message)
-
-    return wrapped
-
-
-def _route_name(scope: Scope) -> str:
-    for route in scope["app"].router.routes:
-        match, _ = route.matches(scope)
-        if match == Match.FULL:
-            return str(getattr(route, "name", "unknown"))
-    return "unknown"
-
-
-def _fault_response(rule: FaultRule) -> Response:
-    headers: dict[str, str] = {}
-    if rule.retry_after is not None:
-        headers["Retry-After"] = (
-            formatdate(time.time() + rule.retry_after, usegmt=True)
-            if rule.retry_after_date
-            else str(int(rule.retry_after) if rule.retry_after == int(rule.retry_after) else rule.retry_after)
-        )
-    if rule.kind == "html":
-        page = (
-            f"<html><head><title>{rule.status} Bad Gateway</title></head>"
-            f"<body><center><h1>{rule.status} Bad Gateway</h1></center><hr>"
-            "<center>nginx</center></body></html>"
-        )
-        return HTMLResponse(page, status_code=rule.status, headers=headers)
-    return error_response(rule.status, f"Injected fault: HTTP {rule.status}", headers=headers)
+def _seed_connection_spec(spec: Any) -> dict[str, Any]:
+    """The fields of ``POST /_emulator/connections``, checked, with their defaults."""
+    if not isinstance(spec, dict):
+        raise ValueError("the body must be a JSON object")
+    known = ("accountId", "dataSource", "name", "externalId", "status", "ageDays")
+    unknown = sorted(set(spec) - set(known))
+    if unknown:
+        raise ValueError(f"unknown field {unknown[0]!r}; choose from {', '.join(known)}")
+    checked: dict[str, Any] = {}
+    for key, required in (("accountId", True), ("dataSource", False), ("name", False), ("externalId", False)):
+        value = spec.get(key)
+        if value is None and not required:
+            continue
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"{key} must be a non-empty string" + ("" if required else " (or null)"))
+        checked[key] = value
+    checked.setdefault("dataSource", "Salesforce")
+    checked["external_id"] = checked.pop("externalId", None)
+    status = spec.get("status", "Authenticated")
+    if status is not None and status not in CONNECTION_STATUSES:
+        raise ValueError(f"status must be one of {', '.join(CONNECTION_STATUSES)} (or null), not {status!r}")
+    checked["status"] = status
+    age = spec.get("ageDays", 0)
+    if (
+        not isinstance(age, int | float)
+        or isinstance(age, bool)
+        or not math.isfinite(age)
+        or not 0 <= age <= MAX_AGE_DAYS
+    ):
+        raise ValueError(f"ageDays must be a number of days from 0 to {MAX_AGE_DAYS}, not {age!r}")
+    checked["ageDays"] = float(age)
+    return checked

@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
 
 from airflow_provider_cdata.emulator.context import EmulatorContext
 from airflow_provider_cdata.emulator.state import ConflictError
@@ -43,8 +44,8 @@ def with_params(url: str, params: dict[str, str]) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-def connect_page_router(ctx: EmulatorContext) -> APIRouter:
-    router = APIRouter(prefix="/oem/user/connections")
+def connect_page_router(ctx: EmulatorContext, route_class: type[APIRoute] = APIRoute) -> APIRouter:
+    router = APIRouter(prefix="/oem/user/connections", route_class=route_class)
 
     def flow(token: str | None, connection_id: str | None) -> dict[str, Any]:
         claims = ctx.flow_tokens.verify(token or "", ctx.clock.now())

@@ -9,17 +9,27 @@ A rule names a kind, the route it applies to (``None``: every API route), how of
 ``html``       answer ``status`` (default 502) with an HTML error page, as a proxy in front would
 ``drop``       close the TCP connection without answering
 ``truncated``  run the call, then send half of the body and close the connection
+
+Every field is checked when a rule is made (in Python, over ``/_emulator/faults`` or with ``--fault``):
+a bad rule is refused with a ``ValueError`` naming the field, never stored to break every later call.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
+
+from airflow_provider_cdata.emulator.routes import API_ROUTES
 
 KINDS = ("latency", "status", "html", "drop", "truncated")
 STATUS_SHORTHANDS = {"429": 429, "500": 500, "502": 502, "503": 503, "504": 504}
+# Bounds that keep every rule answerable: an HTTP error status, a sleep asyncio can schedule, a
+# Retry-After that formats as a date.
+MAX_SECONDS = 86_400.0
+MAX_RETRY_AFTER = 366 * 86_400.0
 
 
 @dataclass
@@ -35,12 +45,38 @@ class FaultRule:
     fired: int = field(default=0, compare=False)
 
     def __post_init__(self) -> None:
-        if self.kind not in KINDS:
+        if not isinstance(self.kind, str) or self.kind not in KINDS:
             raise ValueError(f"unknown fault kind {self.kind!r}; choose from {', '.join(KINDS)}")
-        if not 0.0 <= self.rate <= 1.0:
-            raise ValueError("fault rate must be between 0 and 1")
+        if self.route is not None and (not isinstance(self.route, str) or self.route not in API_ROUTES):
+            routes = ", ".join(API_ROUTES)
+            raise ValueError(f"fault route must be one of {routes} (or null), not {self.route!r}")
+        _number("rate", self.rate, 0.0, 1.0)
+        if self.times is not None and (not _is_int(self.times) or self.times < 0):
+            raise ValueError(f"fault times must be a whole number >= 0 (or null), not {self.times!r}")
+        if not _is_int(self.status) or not 400 <= self.status <= 599:
+            raise ValueError(f"fault status must be an HTTP error status, 400 to 599, not {self.status!r}")
+        _number("seconds", self.seconds, 0.0, MAX_SECONDS)
+        if self.retry_after is not None:
+            _number("retry_after", self.retry_after, 0.0, MAX_RETRY_AFTER)
+        if not isinstance(self.retry_after_date, bool):
+            raise ValueError(f"fault retry_after_date must be true or false, not {self.retry_after_date!r}")
+        if not _is_int(self.fired) or self.fired < 0:
+            raise ValueError(f"fault fired must be a whole number >= 0, not {self.fired!r}")
         if self.kind == "html" and self.status == 503:
             self.status = 502
+
+    @classmethod
+    def from_dict(cls, spec: Any) -> FaultRule:
+        """A rule from JSON (``POST /_emulator/faults``): an object of the fields above, ``kind`` required."""
+        if not isinstance(spec, dict):
+            raise ValueError("a fault rule must be a JSON object")
+        settable = [f.name for f in fields(cls) if f.name != "fired"]
+        unknown = sorted(set(spec) - set(settable))
+        if unknown:
+            raise ValueError(f"unknown fault field {unknown[0]!r}; choose from {', '.join(settable)}")
+        if "kind" not in spec:
+            raise ValueError(f"fault kind is required; choose from {', '.join(KINDS)}")
+        return cls(**spec)
 
     @property
     def exhausted(self) -> bool:
@@ -48,6 +84,20 @@ class FaultRule:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(name: str, value: Any, low: float, high: float) -> None:
+    if (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or not low <= value <= high
+    ):
+        raise ValueError(f"fault {name} must be a number from {low:g} to {high:g}, not {value!r}")
 
 
 def parse_fault_spec(spec: str) -> FaultRule:

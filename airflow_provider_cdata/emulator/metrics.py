@@ -23,6 +23,10 @@ class RequestRecord:
     status: int = 0
     fault: str | None = None
     user_agent: str = ""
+    # Whether the route counted this request in flight (a request no route matched never is), and
+    # whether it is counted and logged already.
+    in_flight: bool = field(default=False, repr=False, compare=False)
+    logged: bool = field(default=False, repr=False, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -70,14 +74,23 @@ class Counters:
         with self._lock:
             self.open_connections -= 1
 
-    def started(self, route: str) -> None:
+    def started(self, record: RequestRecord) -> None:
+        """The route named by ``record.route`` began to handle the request."""
         with self._lock:
+            route = record.route
+            record.in_flight = True
             self.in_flight[route] += 1
             self.max_in_flight[route] = max(self.max_in_flight[route], self.in_flight[route])
 
     def finished(self, record: RequestRecord) -> None:
+        """The answer is complete (or the connection dropped): count it and log it, once."""
         with self._lock:
-            self.in_flight[record.route] -= 1
+            if record.logged:
+                return
+            record.logged = True
+            if record.in_flight:
+                self.in_flight[record.route] -= 1
+                record.in_flight = False
             self.requests[(record.route, record.status)] += 1
             if record.fault:
                 self.faults[record.fault] += 1

@@ -9,11 +9,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
+import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -29,6 +34,12 @@ from airflow_provider_cdata.emulator.tokens import FlowTokens
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
+# A stop (one SIGINT or SIGTERM to the CLI, Emulator.stop() in-process) gives requests in flight this
+# long to finish, then closes every connection still open ...
+STOP_GRACE_SECONDS = 2.0
+# ... and is over within this: the grace, uvicorn's 0.1 s tick and its closing steps, on a loaded machine.
+STOP_TIMEOUT_SECONDS = 5.0
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def _counting_protocol(ctx: EmulatorContext) -> type[asyncio.Protocol]:
@@ -48,6 +59,57 @@ def _counting_protocol(ctx: EmulatorContext) -> type[asyncio.Protocol]:
             super().connection_lost(exc)
 
     return CountingProtocol
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server; once its graceful shutdown is over, it resets the connections still open.
+
+    uvicorn closes idle keep-alive connections and cancels requests still running after the grace, but
+    a connection whose answer the client does not read stays open with its unsent bytes, in the event
+    loop and then in the kernel (a plain close still delivers them): reset it (SO_LINGER 0), so the
+    client learns at once and nothing outlives the stop.
+    """
+
+    def __init__(self, config: uvicorn.Config, ctx: EmulatorContext) -> None:
+        super().__init__(config)
+        self._ctx = ctx
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            await super().shutdown(sockets=sockets)
+        finally:
+            for transport in list(self._ctx.transports.values()):
+                sock = transport.get_extra_info("socket")
+                if sock is not None:
+                    with contextlib.suppress(OSError):
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                transport.abort()
+
+
+class _StopOnSignal:
+    """The CLI's SIGINT/SIGTERM handler, installed before the start-up line is printed.
+
+    uvicorn installs its own handlers only once its event loop runs, after imports and set-up that take
+    a while on a loaded machine. A signal sent as soon as the start-up line appears arrived before them
+    and met the inherited disposition: a KeyboardInterrupt traceback, or nothing at all where SIGINT is
+    ignored (a background job of a non-interactive shell, as CI runs tests), so the first signal was lost.
+    This handler remembers the stop and passes it on to the server once there is one; uvicorn's own
+    handler takes over while it serves, and hands the signal back here when done.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._server: uvicorn.Server | None = None
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        self.requested = True
+        if self._server is not None:
+            self._server.should_exit = True
+
+    def attach(self, server: uvicorn.Server) -> None:
+        self._server = server
+        if self.requested:
+            server.should_exit = True
 
 
 class Emulator:
@@ -94,7 +156,7 @@ class Emulator:
             log_level="warning",
             access_log=False,
             timeout_keep_alive=60,
-            timeout_graceful_shutdown=2,
+            timeout_graceful_shutdown=int(STOP_GRACE_SECONDS),
             backlog=4096,
         )
 
@@ -103,7 +165,7 @@ class Emulator:
         config = self._config()
         sock = config.bind_socket()
         self.port = sock.getsockname()[1]
-        self._server = uvicorn.Server(config)
+        self._server = _Server(config, self.ctx)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [sock]}, name="cdata-emulator", daemon=True
         )
@@ -116,23 +178,47 @@ class Emulator:
         return self
 
     def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=10)
+        """Stop serving: requests in flight get STOP_GRACE_SECONDS, then open connections are closed.
+
+        Returns within STOP_TIMEOUT_SECONDS. A server thread still there then (a starved machine) is
+        told to skip the rest of its shutdown; one still there after as long again raises RuntimeError.
+        """
+        server, thread = self._server, self._thread
         self._server = None
         self._thread = None
+        if server is None or thread is None:
+            return
+        server.should_exit = True
+        thread.join(timeout=STOP_TIMEOUT_SECONDS)
+        if thread.is_alive():
+            server.force_exit = True
+            thread.join(timeout=STOP_TIMEOUT_SECONDS)
+        if thread.is_alive():
+            raise RuntimeError(f"the CData emulator did not stop within {2 * STOP_TIMEOUT_SECONDS:g} s")
 
     def serve_forever(self, ready: Callable[[Emulator], None] | None = None) -> None:
-        """Serve in the foreground until SIGINT/SIGTERM (the CLI); ``ready`` runs once the port is bound."""
-        config = self._config()
-        sock = config.bind_socket()
-        self.port = sock.getsockname()[1]
-        # Listen now: a client that reads the printed URL queues in the backlog until uvicorn accepts.
-        sock.listen(config.backlog)
-        if ready is not None:
-            ready(self)
-        self._server = uvicorn.Server(config)
-        self._server.run(sockets=[sock])
+        """Serve in the foreground until SIGINT or SIGTERM (the CLI); ``ready`` runs once the port is bound.
+
+        One signal stops it, at any moment from the call on (see :class:`_StopOnSignal`), as
+        :meth:`stop` does; then it returns, and the signals' previous handlers are back.
+        """
+        stop = _StopOnSignal()
+        previous = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
+        try:
+            config = self._config()
+            sock = config.bind_socket()
+            self.port = sock.getsockname()[1]
+            # Listen now: a client that reads the printed URL queues in the backlog until uvicorn accepts.
+            sock.listen(config.backlog)
+            if ready is not None:
+                ready(self)
+            self._server = _Server(config, self.ctx)
+            stop.attach(self._server)
+            self._server.run(sockets=[sock])
+        finally:
+            self._server = None
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
     def __enter__(self) -> Emulator:
         return self.start()

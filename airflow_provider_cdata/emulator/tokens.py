@@ -1,14 +1,16 @@
 """The emulator's side of JWTs: verifying API bearer tokens, and signing the connect page's flow tokens.
 
 API tokens are checked the way CData documents: RS256 only, against the public key registered for
-``iss``, ``tokenType`` ``powered-by``, ``exp`` in the future and ``iat`` not in the future beyond a small
-skew, ``sub`` a child account of that parent.
+``iss``, ``tokenType`` ``powered-by``, ``exp`` in the future and ``iat`` (and ``nbf``, if sent) not in the
+future beyond a small skew, ``sub`` a child account of that parent. ``exp``, ``iat`` and ``nbf`` must be
+NumericDates (RFC 7519: a finite number of seconds), so ``Infinity``, ``NaN``, ``1e400`` and ``true`` are
+refused.
 """
 
 from __future__ import annotations
 
 import binascii
-import json
+import math
 import secrets
 from dataclasses import dataclass
 from functools import lru_cache
@@ -19,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from jwt.utils import base64url_decode
 
+from airflow_provider_cdata.emulator import payloads
 from airflow_provider_cdata.emulator.state import Store
 
 CLOCK_SKEW_SECONDS = 30
@@ -79,7 +82,7 @@ def _unverified_parts(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """Header and claims before verification: only to pick the algorithm check and the key."""
     try:
         header_b64, payload_b64, _ = token.split(".")
-        header, payload = (json.loads(base64url_decode(part)) for part in (header_b64, payload_b64))
+        header, payload = (payloads.loads(base64url_decode(part)) for part in (header_b64, payload_b64))
     except (ValueError, binascii.Error) as exc:
         raise AuthError(401, f"Malformed JWT: {exc}") from None
     if not isinstance(header, dict) or not isinstance(payload, dict):
@@ -118,13 +121,25 @@ def _signed_claims(token: str, public_key_pem: str) -> dict[str, Any]:
 def _check_times(claims: dict[str, Any], now: float) -> None:
     if claims.get("tokenType") != "powered-by":
         raise AuthError(401, "JWT claim tokenType must be 'powered-by'")
-    exp, iat = claims.get("exp"), claims.get("iat")
-    if not isinstance(exp, int | float) or not isinstance(iat, int | float):
-        raise AuthError(401, "JWT must carry numeric iat and exp claims")
-    if exp <= now:
+    for claim in ("exp", "iat"):
+        if claim not in claims:
+            raise AuthError(401, "JWT must carry numeric iat and exp claims")
+    for claim in ("exp", "iat", "nbf"):
+        if claim in claims and not _numeric_date(claims[claim]):
+            value = claims[claim]
+            raise AuthError(
+                401, f"JWT claim {claim} must be a NumericDate (a finite number of seconds), not {value!r}"
+            )
+    if claims["exp"] <= now:
         raise AuthError(401, "JWT has expired")
-    if iat > now + CLOCK_SKEW_SECONDS:
+    if claims["iat"] > now + CLOCK_SKEW_SECONDS:
         raise AuthError(401, "JWT iat is in the future (check the client's clock)")
+    if claims.get("nbf", now) > now + CLOCK_SKEW_SECONDS:
+        raise AuthError(401, "JWT is not valid yet: nbf is in the future (check the client's clock)")
+
+
+def _numeric_date(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class FlowTokens:

@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from playwright.sync_api import Page
 
-from airflow_provider_cdata import get_provider_info, limits
+from airflow_provider_cdata import DEFAULT_MAX_RETRIES, get_provider_info
 from tests.e2e.api import AirflowAPI
 from tests.e2e.browser import fill_and_save
 from tests.e2e.conftest import E2ECData
@@ -94,7 +94,7 @@ def test_the_api_server_serves_the_cdata_connection_form(airflow_stack: AirflowS
     assert {name: spec["schema"]["title"] for name, spec in extra.items()} == {
         name: spec["label"] for name, spec in declared["conn-fields"].items()
     }
-    assert extra["max_retries"]["value"] == limits.DEFAULT_MAX_RETRIES
+    assert extra["max_retries"]["value"] == DEFAULT_MAX_RETRIES
     assert extra["token_lifetime"]["value"] is None
 
 
