@@ -285,7 +285,12 @@ class CDataHook(BaseHook):
 
     async def _aready(self) -> ConnectionSettings:
         if self._settings is None:
-            settings = settings_from_connection(await self._aget_airflow_connection())
+            # As in _ready. Airflow 3.1's aget_connection masks the password through the in-process
+            # supervisor too, which under dag.test() logged the key at DEBUG. The swap holds a lock across
+            # this await, safely: a second caller on this thread sees the swapped comms and takes no lock.
+            with secrets_stay_in_process():
+                connection = await self._aget_airflow_connection()
+            settings = settings_from_connection(connection)
             # Loading a key costs ~50 ms of CPU (and a file read): off the event loop, unless cached.
             key = cached_key(settings.private_key) if settings.private_key else None
             if key is None:
