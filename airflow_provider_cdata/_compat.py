@@ -1,45 +1,47 @@
-"""Every difference between the Airflow 3.x versions the provider supports, in one place.
+"""Every difference between the Airflow 3.x versions the provider supports (3.1+), in one place.
 
-Each name is a plain ``try``/``except ImportError`` import: the new home first (the Task SDK, Airflow
-3.1+), then the Airflow 3.0 one. mypy follows the branch the installed Airflow has; the fallback lines
-carry the ignores they need there. Once ``airflow.sdk`` is loaded (DAG parsing has loaded it), importing
-this module costs well under a millisecond (benchmarks/, figure 5): every module below is loaded by then.
+Each name is a plain ``try``/``except ImportError`` import: the new home first (the Task SDK), then the
+one of the oldest supported Airflow. mypy (run against Airflow 3.3) follows the first branch; the
+fallback lines carry the ignores they need there. Once ``airflow.sdk`` is loaded (DAG parsing has loaded
+it), importing this module costs well under a millisecond (benchmarks/, figure 5): every module below is
+loaded by then. The form converters and :func:`dag_bag` import what they need only when called.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-try:  # Airflow 3.1+: hooks come from the Task SDK
+try:  # hooks come from the Task SDK (Airflow 3.1+)
     from airflow.sdk import BaseHook
-except ImportError:  # pragma: no cover - Airflow 3.0
+except ImportError:  # pragma: no cover - Airflow 3.0, not supported (pyproject.toml)
     from airflow.hooks.base import BaseHook  # type: ignore[attr-defined,no-redef]
 
 try:  # where Airflow 3.1+ defines it; airflow.exceptions re-exports it
     from airflow.sdk.exceptions import AirflowException
-except ImportError:  # pragma: no cover - Airflow 3.0
+except ImportError:  # pragma: no cover - Airflow 3.0, not supported
     from airflow.exceptions import AirflowException  # type: ignore[attr-defined]
 
-try:
+try:  # the Task SDK's since Airflow 3.2
     from airflow.sdk.exceptions import AirflowNotFoundException
-except ImportError:  # pragma: no cover - Airflow 3.0
+except ImportError:  # pragma: no cover - Airflow 3.1
     from airflow.exceptions import AirflowNotFoundException  # type: ignore[attr-defined]
 
-try:
+try:  # the Task SDK's since Airflow 3.2
     from airflow.sdk.exceptions import AirflowSensorTimeout
-except ImportError:  # pragma: no cover - Airflow 3.0 (there a deprecated alias, typed Any)
+except ImportError:  # pragma: no cover - Airflow 3.1 (there a deprecated alias, typed Any)
     from airflow.exceptions import AirflowSensorTimeout  # type: ignore[no-redef]
 
-try:
+try:  # the Task SDK's since Airflow 3.2
     from airflow.sdk.configuration import conf
-except ImportError:  # pragma: no cover - Airflow 3.0
+except ImportError:  # pragma: no cover - Airflow 3.1
     from airflow.configuration import conf
 
-try:  # Airflow's secrets masker, wherever this Airflow 3.x keeps it
+try:  # Airflow's secrets masker, wherever this Airflow 3.x keeps it (airflow.sdk.log in 3.1+)
     from airflow.sdk.log import mask_secret
 except ImportError:  # pragma: no cover - older Airflow 3.x
     try:
@@ -47,12 +49,72 @@ except ImportError:  # pragma: no cover - older Airflow 3.x
     except ImportError:
         from airflow.utils.log.secrets_masker import mask_secret  # type: ignore[import-not-found,no-redef]
 
-try:  # Airflow 3.2+: in a trigger it tells the supervisor without blocking the event loop
+try:  # Airflow 3.3+: in a trigger it tells the supervisor without blocking the event loop
     from airflow.sdk.log import amask_secret
-except ImportError:  # pragma: no cover - Airflow before 3.2
+except ImportError:  # pragma: no cover - Airflow 3.1 and 3.2
+    # Their mask_secret masks in this process at once. In a triggerer its message to the supervisor goes
+    # through asgiref's async_to_sync, which refuses to run on the event loop's thread; mask_secret
+    # swallows that error, so the loop is never blocked (the supervisor's own log lines still pass
+    # through Airflow's JWT redaction).
 
     async def amask_secret(secret: str) -> None:  # type: ignore[misc]
         mask_secret(secret)
+
+
+# -- the connection form: Airflow 3.2+ reads the provider info, Airflow 3.1 the hook's methods ----------
+# The one declaration is ``conn-fields`` / ``ui-field-behaviour`` in airflow_provider_cdata/__init__.py;
+# these turn it into what ``get_connection_form_widgets`` / ``get_ui_field_behaviour`` return.
+
+# Airflow 3.1 accepts these four wtforms field classes only (anything else drops the whole form).
+_WTFORMS_FIELD = {"string": "StringField", "integer": "IntegerField", "boolean": "BooleanField"}
+
+
+def form_widgets(conn_fields: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """``conn-fields`` as wtforms fields, for Airflow before 3.2.
+
+    wtforms is imported when this is called: Airflow 3.1's api-server puts its own stand-ins for it in
+    place (it needs no Flask) and reads each field's label, description and default from them. A
+    ``number`` has no field there: it becomes a text field (the hook reads text as a number, and still
+    checks the bounds, naming the field). Bounds are not drawn by that form; the hook enforces them.
+    """
+    wtforms = importlib.import_module("wtforms")
+    widgets: dict[str, Any] = {}
+    for name, spec in conn_fields.items():
+        schema = spec.get("schema", {})
+        types = schema.get("type", "string")
+        kind = next((t for t in ([types] if isinstance(types, str) else types) if t != "null"), "string")
+        field_class = getattr(wtforms, _WTFORMS_FIELD.get(kind, "StringField"))
+        default = schema.get("default")
+        if kind not in _WTFORMS_FIELD and default is not None:
+            default = str(default)
+        label, description = spec.get("label", name), spec.get("description")
+        widgets[name] = field_class(label, description=description, default=default)
+    return widgets
+
+
+def field_behaviour(behaviour: Mapping[str, Any]) -> dict[str, Any]:
+    """``ui-field-behaviour`` (kebab-case) in the shape ``get_ui_field_behaviour`` returns, for Airflow
+    before 3.2 (the same conversion Airflow 3.2+ applies to the provider info itself)."""
+    return {
+        "hidden_fields": list(behaviour.get("hidden-fields", [])),
+        "relabeling": dict(behaviour.get("relabeling", {})),
+        "placeholders": dict(behaviour.get("placeholders", {})),
+    }
+
+
+def dag_bag_class() -> type[Any]:
+    """Airflow's ``DagBag`` class, imported now: for ``scripts/demo.py`` and the tests (the provider
+    itself never parses DAGs). It moved in Airflow 3.2."""
+    try:  # Airflow 3.2+
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # pragma: no cover - Airflow 3.1
+        from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
+    return DagBag
+
+
+def dag_bag(dag_folder: str) -> Any:
+    """The DAGs of one folder, parsed now by Airflow's ``DagBag``."""
+    return dag_bag_class()(dag_folder=dag_folder)
 
 
 # -- the in-process supervisor (dag.test(), `airflow tasks test`) ----------------------------------------
@@ -135,6 +197,10 @@ __all__ = [
     "BaseHook",
     "amask_secret",
     "conf",
+    "dag_bag",
+    "dag_bag_class",
+    "field_behaviour",
+    "form_widgets",
     "in_process_supervisor",
     "mask_secret",
     "secrets_stay_in_process",

@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import re
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -99,10 +101,35 @@ def load_key(settings: ConnectionSettings) -> LoadedKey:
 
 
 def missing_connection(conn_id: str) -> CDataConfigError:
+    """The error for a connection Airflow says is not defined.
+
+    Airflow 3.1 also says so of a connection its secrets backend could not read (it logs the reason at
+    DEBUG only): an ``AIRFLOW_CONN_<ID>`` whose extra is not JSON reads as "not defined". When that
+    variable is set, the error says what is wrong with it instead (Airflow 3.2+ returns such a connection,
+    and its extra is refused by :func:`settings_from_connection`, naming the same field).
+    """
+    defined = os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}")
+    if defined:
+        return _unreadable_env_connection(conn_id, defined)
     return CDataConfigError(
         "cdata_conn_id",
         f"Airflow connection '{conn_id}' is not defined: create a connection of type '{CONN_TYPE}'",
     )
+
+
+def _unreadable_env_connection(conn_id: str, value: str) -> CDataConfigError:
+    variable = f"AIRFLOW_CONN_{conn_id.upper()}"
+    if value.lstrip().startswith("{"):
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return connection_error(conn_id, "cdata_conn_id", f"{variable} is not JSON")
+        if isinstance(parsed, dict) and parsed.get("extra"):
+            try:
+                _extra_dict(SimpleNamespace(extra=parsed["extra"]), conn_id)
+            except CDataConfigError as unreadable:  # what Airflow could not read: the extra
+                return unreadable
+    return connection_error(conn_id, "cdata_conn_id", f"Airflow could not read {variable} (its JSON or URI)")
 
 
 def connection_error(conn_id: str, field: str, problem: str) -> CDataConfigError:

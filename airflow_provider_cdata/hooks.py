@@ -28,11 +28,14 @@ from airflow_provider_cdata import (
     MAX_TIMEOUT,
     SESSION_POOL_SIZE,
     TOKEN_LIFETIME_RANGE,
+    _cdata_connection_type,
 )
 from airflow_provider_cdata._compat import (
     AirflowNotFoundException,
     BaseHook,
     amask_secret,
+    field_behaviour,
+    form_widgets,
     mask_secret,
     secrets_stay_in_process,
 )
@@ -116,6 +119,19 @@ class CDataHook(BaseHook):
 
     # Shared by every hook; tests may replace it with one that backs off faster.
     retry_policy: RetryPolicy = RetryPolicy()
+
+    # The connection form for Airflow before 3.2, which reads it from these two methods; 3.2+ reads the
+    # provider info's conn-fields / ui-field-behaviour and never calls them. Both come from that one
+    # declaration (airflow_provider_cdata/__init__.py).
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """The extra fields of the connection form (wtforms fields, as Airflow 3.1 reads them)."""
+        return form_widgets(_cdata_connection_type()["conn-fields"])
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Hidden, relabelled and placeholder standard fields of the connection form (Airflow 3.1)."""
+        return field_behaviour(_cdata_connection_type()["ui-field-behaviour"])
 
     def __init__(self, cdata_conn_id: str = DEFAULT_CONN_ID, account_id: str | None = None) -> None:
         super().__init__()
@@ -270,7 +286,12 @@ class CDataHook(BaseHook):
 
     async def _aready(self) -> ConnectionSettings:
         if self._settings is None:
-            settings = settings_from_connection(await self._aget_airflow_connection())
+            # As in _ready. Airflow 3.1's aget_connection masks the password through the in-process
+            # supervisor too, which under dag.test() logged the key at DEBUG. The swap holds a lock across
+            # this await, safely: a second caller on this thread sees the swapped comms and takes no lock.
+            with secrets_stay_in_process():
+                connection = await self._aget_airflow_connection()
+            settings = settings_from_connection(connection)
             # Loading a key costs ~50 ms of CPU (and a file read): off the event loop, unless cached.
             key = cached_key(settings.private_key) if settings.private_key else None
             if key is None:
@@ -288,9 +309,7 @@ class CDataHook(BaseHook):
 
     async def _aget_airflow_connection(self) -> Any:
         try:
-            if hasattr(BaseHook, "aget_connection"):
-                return await self.aget_connection(self.cdata_conn_id)
-            return await asyncio.to_thread(self.get_connection, self.cdata_conn_id)  # pragma: no cover
+            return await self.aget_connection(self.cdata_conn_id)
         except AirflowNotFoundException:
             raise missing_connection(self.cdata_conn_id) from None
 

@@ -111,10 +111,10 @@ def airflow_output_to(log_file: Path) -> Iterator[None]:
 
 
 def run(dag_id: str, conf: dict[str, Any] | None = None) -> Any:
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow_provider_cdata._compat import dag_bag  # where DagBag is depends on the Airflow version
 
     with airflow_output_to(WORK / "airflow.log"):
-        dag = DagBag(dag_folder=str(REPO / "dags_examples")).get_dag(dag_id)
+        dag = dag_bag(str(REPO / "dags_examples")).get_dag(dag_id)
         return dag.test(run_conf=conf)
 
 

@@ -23,9 +23,9 @@ def init_airflow_db() -> None:
 def _dag_bag(folder: Path) -> Any:
     # Parsed afresh for every run: dag.test() renders templates into the very task objects it runs,
     # so a DAG object reused for a second run would start from the first run's rendered values.
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow_provider_cdata._compat import dag_bag
 
-    bag = DagBag(dag_folder=str(folder))
+    bag = dag_bag(str(folder))
     if bag.import_errors:
         raise AssertionError(f"DAG import errors in {folder}: {bag.import_errors}")
     return bag

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from airflow_provider_cdata._compat import dag_bag
 from tests.dag_runner import DagResult, init_airflow_db
 
 BUNDLE = "cdata-test-generated"
@@ -22,11 +23,9 @@ _SETTING = "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"
 
 def dag_import_errors(source: str, dag_id: str, folder: Path) -> dict[str, str]:
     """Write ``source`` as ``folder/<dag_id>.py`` and parse it as Airflow does: the import errors, by file."""
-    from airflow.dag_processing.dagbag import DagBag
-
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{dag_id}.py").write_text(source)
-    errors: dict[str, str] = DagBag(dag_folder=str(folder)).import_errors
+    errors: dict[str, str] = dag_bag(str(folder)).import_errors
     return errors
 
 
@@ -39,8 +38,6 @@ def run_dag_source(
     logical_date: datetime | None = None,
 ) -> DagResult:
     """Write ``source`` as ``folder/<dag_id>.py``, make ``folder`` a DAG bundle, run DAG ``dag_id`` once."""
-    from airflow.dag_processing.dagbag import DagBag
-
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{dag_id}.py").write_text(source)
     bundles = [b for b in json.loads(os.environ[_SETTING]) if b["name"] != BUNDLE]
@@ -53,7 +50,7 @@ def run_dag_source(
     )
     monkeypatch.setenv(_SETTING, json.dumps(bundles))
     init_airflow_db()
-    bag = DagBag(dag_folder=str(folder))
+    bag = dag_bag(str(folder))
     if bag.import_errors:
         raise AssertionError(f"DAG import errors: {bag.import_errors}")
     dag = bag.get_dag(dag_id)

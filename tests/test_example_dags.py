@@ -24,10 +24,10 @@ EXAMPLE_IDS = ("cdata_metadata_refresh", "cdata_customer_onboarding", "cdata_sta
 
 
 def test_example_dags_parse_without_errors_and_document_themselves() -> None:
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow_provider_cdata._compat import dag_bag
 
     init_airflow_db()
-    bag = DagBag(dag_folder=str(EXAMPLES))
+    bag = dag_bag(str(EXAMPLES))
     assert bag.import_errors == {}
     assert sorted(bag.dag_ids) == sorted(EXAMPLE_IDS)
     for dag_id in EXAMPLE_IDS:

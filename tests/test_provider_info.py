@@ -7,15 +7,17 @@ import os
 import subprocess
 import sys
 import textwrap
+import types
 from pathlib import Path
 from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]
 import pytest
+from airflow.sdk import Connection
 
 import airflow_provider_cdata as provider
 from airflow_provider_cdata import get_provider_info
-from airflow_provider_cdata.hooks import CDataHook
+from airflow_provider_cdata.hooks import CDataHook, settings_from_connection
 
 EXTRAS = ["account_id", "private_key_path", "token_lifetime", "timeout", "max_retries", "allow_insecure_http"]
 
@@ -111,10 +113,7 @@ BOUNDARY_VALUES: dict[str, list[Any]] = {
 
 
 def hook_accepts(name: str, value: Any) -> bool:
-    from airflow.sdk import Connection
-
     from airflow_provider_cdata.exceptions import CDataConfigError
-    from airflow_provider_cdata.hooks import settings_from_connection
 
     extra = json.dumps({name: value})
     conn = Connection(conn_id="bounds", conn_type="cdata", login="parent", extra=extra)
@@ -227,13 +226,74 @@ def test_airflow_ui_hook_meta_carries_the_extra_fields_with_usable_defaults(
 ) -> None:
     extra = hook_meta["extra_fields"]
     assert list(extra) == EXTRAS
-    assert extra["account_id"]["schema"]["title"] == "Child account ID"
+    assert {name: spec["schema"]["title"] for name, spec in extra.items()} == {
+        name: spec["label"] for name, spec in cdata_type()["conn-fields"].items()
+    }
     assert extra["token_lifetime"]["schema"]["type"] == ["integer", "null"]
-    assert {name: spec["value"] for name, spec in extra.items()} == {
+    assert extra["allow_insecure_http"]["schema"]["type"] == ["boolean", "null"]
+    values = {name: spec["value"] for name, spec in extra.items()}
+    # not "***": a masked default would be saved into new connections
+    assert values["account_id"] is values["private_key_path"] is values["token_lifetime"] is None
+    # What a connection saved with the form's defaults gets: the hook's own defaults. (Airflow 3.1's form
+    # has no number field: there the timeout is text, "30", which the hook reads as 30.)
+    saved = Connection(conn_id="from_form", conn_type="cdata", login="parent", extra=json.dumps(values))
+    got = settings_from_connection(saved)
+    assert (got.timeout, got.max_retries, got.allow_insecure_http, got.token_lifetime) == (
+        provider.DEFAULT_TIMEOUT,
+        provider.DEFAULT_MAX_RETRIES,
+        False,
+        provider.DEFAULT_TOKEN_LIFETIME,
+    )
+
+
+class StandInField:
+    """Records what a wtforms field class is given, as Airflow 3.1's api-server's stand-ins do."""
+
+    def __init__(self, label: str, description: str | None = None, default: Any = None) -> None:
+        self.field_class = type(self)
+        self.label, self.description, self.default = label, description, default
+
+
+def test_the_hook_serves_the_same_form_to_airflow_before_3_2(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Airflow 3.1 draws the form from the hook's two methods: they return the one declaration."""
+    wtforms = types.ModuleType("wtforms")
+    for name in ("StringField", "IntegerField", "BooleanField", "PasswordField"):
+        setattr(wtforms, name, type(name, (StandInField,), {}))
+    monkeypatch.setitem(sys.modules, "wtforms", wtforms)
+
+    widgets = CDataHook.get_connection_form_widgets()
+    declared = cdata_type()["conn-fields"]
+    assert list(widgets) == EXTRAS
+    assert {name: w.field_class.__name__ for name, w in widgets.items()} == {
+        "account_id": "StringField",
+        "private_key_path": "StringField",
+        "token_lifetime": "IntegerField",
+        "timeout": "StringField",  # no float field there: text, which the hook reads as a number
+        "max_retries": "IntegerField",
+        "allow_insecure_http": "BooleanField",
+    }
+    assert {name: (w.label, w.description) for name, w in widgets.items()} == {
+        name: (spec["label"], spec["description"]) for name, spec in declared.items()
+    }
+    assert {name: w.default for name, w in widgets.items()} == {
         "account_id": None,
         "private_key_path": None,
-        "token_lifetime": None,  # not "***": a masked default would be saved into new connections
-        "timeout": provider.DEFAULT_TIMEOUT,
+        "token_lifetime": None,
+        "timeout": str(provider.DEFAULT_TIMEOUT),
         "max_retries": provider.DEFAULT_MAX_RETRIES,
         "allow_insecure_http": False,
     }
+
+
+def test_the_hooks_field_behaviour_is_the_declared_one_in_airflows_shape() -> None:
+    import airflow
+
+    behaviour = CDataHook.get_ui_field_behaviour()
+    declared = cdata_type()["ui-field-behaviour"]
+    assert behaviour == {
+        "hidden_fields": declared["hidden-fields"],
+        "relabeling": declared["relabeling"],
+        "placeholders": declared["placeholders"],
+    }
+    schema_file = Path(airflow.__file__).parent / "customized_form_field_behaviours.schema.json"
+    jsonschema.validate(behaviour, json.loads(schema_file.read_text()))

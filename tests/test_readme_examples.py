@@ -234,8 +234,11 @@ def test_the_operators_and_sensor_snippet_runs_in_a_dag(
 
     # Airflow's models and its database are set up in this thread first: importing them from two
     # threads at once deadlocks in SQLAlchemy's mapper configuration.
-    import airflow.dag_processing.dagbag
     import airflow.models.xcom  # noqa: F401
+
+    from airflow_provider_cdata._compat import dag_bag_class
+
+    dag_bag_class()
 
     init_airflow_db()
     dag_id = "cdata_readme_operators"

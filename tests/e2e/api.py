@@ -48,11 +48,11 @@ class AirflowAPI:
             raise AirflowAPIError("POST", "/auth/token", answer.status_code, answer.text)
         self.session.headers["Authorization"] = f"Bearer {answer.json()['access_token']}"
 
-    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        """Call ``/api/v2{path}``; log in on first use and again once if the token was refused."""
+    def request(self, method: str, path: str, prefix: str = "/api/v2", **kwargs: Any) -> requests.Response:
+        """Call ``{prefix}{path}``; log in on first use and again once if the token was refused."""
         if "Authorization" not in self.session.headers:
             self.login()
-        url = f"{self.base_url}/api/v2{path}"
+        url = f"{self.base_url}{prefix}{path}"
         answer = self.session.request(method, url, timeout=self.timeout, **kwargs)
         if answer.status_code == 401:
             self.login()
@@ -70,6 +70,11 @@ class AirflowAPI:
         answer.raise_for_status()
         health: dict[str, Any] = answer.json()
         return health
+
+    def hook_meta(self) -> list[dict[str, Any]]:
+        """What the UI's connection form is drawn from: every connection type's fields (``/ui``, not REST)."""
+        meta: list[dict[str, Any]] = self.request("GET", "/connections/hook_meta", prefix="/ui").json()
+        return meta
 
     def dags(self) -> list[dict[str, Any]]:
         dags: list[dict[str, Any]] = self.get("/dags", limit=1000)["dags"]

@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from playwright.sync_api import Page
 
+from airflow_provider_cdata import DEFAULT_MAX_RETRIES, get_provider_info
 from tests.e2e.api import AirflowAPI
 from tests.e2e.browser import fill_and_save
 from tests.e2e.conftest import E2ECData
@@ -76,6 +77,25 @@ def test_every_service_is_healthy_and_only_the_api_server_listens_on_loopback(
     listening = listening_addresses(airflow_stack.pids())
 
     assert list(listening) == [airflow_stack.api_url.removeprefix("http://")], "only the api-server listens"
+
+
+def test_the_api_server_serves_the_cdata_connection_form(airflow_stack: AirflowStack) -> None:
+    """The form the UI draws for a new ``cdata`` connection, as the running api-server serves it: on
+    Airflow 3.2+ from the provider info, before 3.2 from the hook's methods; the same fields either way."""
+    (cdata,) = [meta for meta in airflow_stack.api.hook_meta() if meta["connection_type"] == "cdata"]
+    declared = next(c for c in get_provider_info()["connection-types"] if c["connection-type"] == "cdata")
+    behaviour = declared["ui-field-behaviour"]
+    standard = cdata["standard_fields"]
+    titles = {name: standard[name]["title"] for name in ("host", "login", "password")}
+    assert titles == behaviour["relabeling"]
+    assert standard["host"]["placeholder"] == behaviour["placeholders"]["host"]
+    assert (standard["port"]["hidden"], standard["url_schema"]["hidden"]) == (True, True)
+    extra = cdata["extra_fields"]
+    assert {name: spec["schema"]["title"] for name, spec in extra.items()} == {
+        name: spec["label"] for name, spec in declared["conn-fields"].items()
+    }
+    assert extra["max_retries"]["value"] == DEFAULT_MAX_RETRIES
+    assert extra["token_lifetime"]["value"] is None
 
 
 def test_customer_connects_in_chromium_while_the_sensor_waits_deferred_in_the_real_triggerer(
