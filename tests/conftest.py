@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -27,7 +29,11 @@ if TYPE_CHECKING:  # the hook imports Airflow: not before AIRFLOW_HOME is set be
 # SQLite database) before any test module imports Airflow, so tests never touch ~/airflow. DAGs run
 # with dag.test() come from two bundles: tests/dags and the example DAGs users copy.
 REPO = Path(__file__).resolve().parent.parent
-os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="cdata-airflow-home-")
+AIRFLOW_HOME = tempfile.mkdtemp(prefix="cdata-airflow-home-")
+os.environ["AIRFLOW_HOME"] = AIRFLOW_HOME
+# Gone when the process that made it ends: each test session (and each process that imports this module)
+# made one and left it behind, hundreds a day in /tmp.
+atexit.register(shutil.rmtree, AIRFLOW_HOME, ignore_errors=True)
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "tests" / "dags")
 os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(
