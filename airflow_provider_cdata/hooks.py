@@ -64,12 +64,12 @@ from airflow_provider_cdata.transport.answers import (
     decode_connections,
     settle,
 )
+from airflow_provider_cdata.transport.payloads import create_body, list_params
 from airflow_provider_cdata.transport.retry import RetryPolicy
 from airflow_provider_cdata.transport.routes import ROUTES, USER_AGENT, Answer, Call, CallState, Route
 from airflow_provider_cdata.transport.sync import SyncTransport
 from airflow_provider_cdata.validation import (
     validate_name,
-    validate_optional_name,
     validate_redirect_url,
     validate_uuid,
 )
@@ -156,7 +156,7 @@ class CDataHook(BaseHook):
         account_id: str | None = None,
     ) -> str:
         """Ask CData for a connect URL where the customer creates a ``data_source`` connection."""
-        body = _create_body(data_source, redirect_url, name, external_id)
+        body = create_body(data_source, redirect_url, name, external_id)
         settings = self._ready()
         call = self._call(settings, "create", account_id, json=body)
         return mask_connect_url(decode_connect_url(call, self._request(call), settings.api_url))
@@ -173,7 +173,7 @@ class CDataHook(BaseHook):
         self, account_id: str | None = None, data_source: str | None = None, external_id: str | None = None
     ) -> list[dict[str, Any]]:
         """The child account's connections, optionally only one data source or one external id."""
-        params = _list_params(data_source, external_id)
+        params = list_params(data_source, external_id)
         call = self._call(self._ready(), "list", account_id, params=params)
         return decode_connections(call, self._request(call))
 
@@ -222,7 +222,7 @@ class CDataHook(BaseHook):
         external_id: str | None = None,
         account_id: str | None = None,
     ) -> str:
-        body = _create_body(data_source, redirect_url, name, external_id)
+        body = create_body(data_source, redirect_url, name, external_id)
         settings = await self._aready()
         call = self._call(settings, "create", account_id, json=body)
         return await amask_connect_url(decode_connect_url(call, await self._arequest(call), settings.api_url))
@@ -239,7 +239,7 @@ class CDataHook(BaseHook):
     async def alist_connections(
         self, account_id: str | None = None, data_source: str | None = None, external_id: str | None = None
     ) -> list[dict[str, Any]]:
-        params = _list_params(data_source, external_id)
+        params = list_params(data_source, external_id)
         call = self._call(await self._aready(), "list", account_id, params=params)
         return decode_connections(call, await self._arequest(call))
 
@@ -405,20 +405,6 @@ class CDataHook(BaseHook):
         return minted.token
 
 
-def _create_body(
-    data_source: str, redirect_url: str, name: str | None, external_id: str | None
-) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "dataSource": validate_name(data_source, "data_source"),
-        "redirectURL": validate_redirect_url(redirect_url, "redirect_url"),
-    }
-    if (checked_name := validate_optional_name(name, "name")) is not None:
-        body["name"] = checked_name
-    if (checked_external_id := validate_optional_name(external_id, "external_id")) is not None:
-        body["externalId"] = checked_external_id
-    return body
-
-
 def _log_already_gone(call: Call, answer: Answer) -> None:
     if answer.status == 404:  # settle() let it through: an earlier attempt's answer was lost
         log.info(
@@ -428,15 +414,6 @@ def _log_already_gone(call: Call, answer: Answer) -> None:
             call.path,
             answer.attempts,
         )
-
-
-def _list_params(data_source: str | None, external_id: str | None) -> dict[str, str] | None:
-    params: dict[str, str] = {}
-    if (driver := validate_optional_name(data_source, "data_source")) is not None:
-        params["driver"] = driver
-    if (checked_external_id := validate_optional_name(external_id, "external_id")) is not None:
-        params["externalId"] = checked_external_id
-    return params or None
 
 
 def _diagnose(exc: CDataAPIError, settings: ConnectionSettings | None) -> str:

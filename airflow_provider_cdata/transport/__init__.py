@@ -2,6 +2,7 @@
 sync (requests) and async (httpx) transports with their connection pools.
 
 ``routes``   :data:`~.routes.ROUTES`, :class:`~.routes.Call`, :class:`~.routes.Answer`, the request log line
+``payloads`` what each call sends: its JSON body and query parameters, from checked arguments
 ``answers``  an answer turned into a value or a :class:`~airflow_provider_cdata.exceptions.CDataAPIError`
 ``body``     :class:`~.body.BodyReader`: a body decoded as it comes, never past :data:`~.body.MAX_BODY_BYTES`
 ``retry``    :class:`~.retry.RetryPolicy`, the one policy of both paths
