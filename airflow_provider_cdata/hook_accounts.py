@@ -10,6 +10,7 @@ and every account returned has one shape, ``{"id", "externalId", "accountName", 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -55,9 +56,13 @@ class AccountCalls:
         self, external_id: str | None = None, account_name: str | None = None
     ) -> dict[str, Any]:
         """Create a child account; ``external_id`` is the platform's own tenant id (unique per parent:
-        CData answers a duplicate with an error, 409 from the emulator). Returns the account."""
+        CData answers a duplicate with an error, 409 from the emulator). Returns the account.
+
+        Retried as every call, except that without an external id it is not sent again after an attempt
+        that may have been carried out (a 5xx, a lost answer): a second account would be made, with
+        nothing to find the first by. With one, such a retry answers 409: look the account up."""
         body = account_body(external_id, account_name)
-        call = self._call(self._ready(), "account_create", None, json=body)
+        call = _create_call(self._call(self._ready(), "account_create", None, json=body))
         return decode_account(call, self._request(call))
 
     def get_account(self, id_or_external_id: str) -> dict[str, Any] | None:
@@ -102,7 +107,7 @@ class AccountCalls:
         self, external_id: str | None = None, account_name: str | None = None
     ) -> dict[str, Any]:
         body = account_body(external_id, account_name)
-        call = self._call(await self._aready(), "account_create", None, json=body)
+        call = _create_call(self._call(await self._aready(), "account_create", None, json=body))
         return decode_account(call, await self._arequest(call))
 
     async def aget_account(self, id_or_external_id: str) -> dict[str, Any] | None:
@@ -134,6 +139,13 @@ class AccountCalls:
     async def alist_data_sources(self) -> list[str]:
         call = self._call(await self._aready(), "sources", None)
         return decode_data_sources(call, await self._arequest(call))
+
+
+def _create_call(call: Call) -> Call:
+    """Create Account without an external id is not repeatable (see ``Route.repeatable``)."""
+    if call.json and "externalId" in call.json:
+        return call
+    return dataclasses.replace(call, route=call.route._replace(repeatable=False))
 
 
 def _update_parts(

@@ -207,7 +207,7 @@ def test_the_emulator_refuses_a_sub_less_token_for_connection_calls(cdata: CData
 @pytest.mark.parametrize(
     ("route", "method", "args"),
     [
-        ("account_create", "create_account", ()),
+        ("account_create", "create_account", ("tenant-r",)),
         ("account_list", "list_accounts", ()),
         ("account_get", "get_account", ("customer-1",)),
         ("sources", "list_data_sources", ()),
@@ -219,6 +219,40 @@ def test_account_calls_are_retried_after_503_and_429(
     cdata.emulator.inject("status", route=route, status=status, times=2)
     assert run(hook, method, *args) is not None
     assert [r.status for r in cdata.emulator.requests(route)] == [status, status, 200]
+
+
+def test_create_without_external_id_is_not_sent_twice_once_it_may_have_been_carried_out(
+    cdata: CData, hook: CDataHook, run: Runner
+) -> None:
+    # A 503 may come from a gateway that passed the create on: a second one could make a second account,
+    # with no external id to find either by.
+    cdata.emulator.inject("status", route="account_create", status=503, times=1)
+    with pytest.raises(CDataAPIError) as raised:
+        run(hook, "create_account", account_name="No tenant id")
+    assert raised.value.status_code == 503
+    assert "not retried" in raised.value.message
+    assert len(cdata.emulator.requests("account_create")) == 1
+    # A lost answer, the same.
+    cdata.emulator.inject("truncated", route="account_create", times=1)
+    with pytest.raises(CDataAPIError) as lost:
+        run(hook, "create_account")
+    assert (lost.value.status_code, "not retried" in lost.value.message) == (None, True)
+    assert len(cdata.emulator.store.list_accounts(cdata.parent_id)) == 2, "one made, never two"
+    # A 429 was not carried out: retried.
+    cdata.emulator.inject("status", route="account_create", status=429, times=1)
+    assert run(hook, "create_account")["id"]
+
+
+def test_create_with_external_id_retried_after_a_lost_answer_surfaces_the_409(
+    cdata: CData, hook: CDataHook, run: Runner
+) -> None:
+    # The first create is carried out, its answer lost; the retry finds the external id taken: the 409
+    # the operator layer turns into a look-up. Exactly one account either way.
+    cdata.emulator.inject("truncated", route="account_create", times=1)
+    with pytest.raises(CDataAPIError) as raised:
+        run(hook, "create_account", external_id="acme")
+    assert (raised.value.status_code, raised.value.attempts) == (409, 2)
+    assert [a["externalId"] for a in run(hook, "list_accounts")].count("acme") == 1
 
 
 def test_update_and_delete_are_retried_after_503(cdata: CData, hook: CDataHook, run: Runner) -> None:

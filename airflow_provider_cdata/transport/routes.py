@@ -24,6 +24,9 @@ class Route(NamedTuple):
     gone_is_done: bool = False
     # Account calls act on the parent: their JWT has no sub, and they need no child account.
     parent_level: bool = False
+    # False: never sent again once an attempt may have been carried out (CallState.maybe_done), as the
+    # work would be done twice: Create Account without an external id (a second, unfindable account).
+    repeatable: bool = True
 
 
 # Every route the hook calls, in one place.
