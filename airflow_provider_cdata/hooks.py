@@ -358,10 +358,7 @@ class CDataHook(BaseHook):
         settings = self._ready()
         retries = settings.max_retries if max_retries is None else max_retries
         state = CallState()
-        for attempt in self.retry_policy.retrying(retries, log):
-            with attempt:
-                answer = self._attempt(call, state, remint)
-        return answer
+        return self.retry_policy.run(lambda: self._attempt(call, state, remint), retries, log)
 
     def _attempt(self, call: Call, state: CallState, remint: bool) -> Answer:
         assert self._transport is not None
@@ -384,10 +381,7 @@ class CDataHook(BaseHook):
         settings = await self._aready()
         retries = settings.max_retries if max_retries is None else max_retries
         state = CallState()
-        async for attempt in self.retry_policy.async_retrying(retries, log):
-            with attempt:
-                answer = await self._aattempt(call, state, remint)
-        return answer
+        return await self.retry_policy.arun(lambda: self._aattempt(call, state, remint), retries, log)
 
     async def _aattempt(self, call: Call, state: CallState, remint: bool) -> Answer:
         assert self._atransport is not None

@@ -1,6 +1,6 @@
 """CDataHook against the emulator over real HTTP: every call, tokens, keep-alive, retries and errors.
 
-Most tests run twice, through the sync methods (requests) and the async ones (httpx), with the
+Most tests run twice, through the sync methods (requests) and the async ones (aiohttp), with the
 ``run`` fixture: ``run(hook, "list_connections", ...)`` calls ``hook.list_connections(...)`` or awaits
 ``hook.alist_connections(...)`` on one event loop kept for the whole test.
 """
@@ -639,7 +639,7 @@ def test_an_error_body_echoing_the_token_is_scrubbed(plain: PlainServer, run: Ru
 
 # -- the shared async client -------------------------------------------------------------------------------
 def client_of(hook: CDataHook) -> Any:
-    """The shared httpx client the hook's async transport holds now (None before its first call)."""
+    """The shared aiohttp session the hook's async transport holds now (None before its first call)."""
     return hook._atransport.client if hook._atransport is not None else None
 
 
@@ -680,9 +680,9 @@ def test_the_last_aclose_closes_the_shared_client_and_a_new_loop_gets_a_new_one(
         assert client is client_of(second)
         assert shared_clients.users(first.settings.api_url) == 2
         await first.aclose()
-        assert not client.is_closed
+        assert not client.closed
         await second.aclose()
-        assert client.is_closed
+        assert client.closed
         return client
 
     first_client = asyncio.run(use_two_hooks())
