@@ -45,28 +45,8 @@ ASYNC_POOL_SIZE = 16
 
 if sys.version_info >= (3, 11):
     _deadline = asyncio.timeout  # a deadline on the running task: no task of its own, unlike wait_for
-else:  # pragma: no cover - Python 3.10
-
-    @contextlib.asynccontextmanager
-    async def _deadline(seconds: float) -> AsyncIterator[None]:
-        task = asyncio.current_task()
-        assert task is not None
-        expired = False
-
-        def expire() -> None:
-            nonlocal expired
-            expired = True
-            task.cancel()
-
-        handle = asyncio.get_running_loop().call_later(seconds, expire)
-        try:
-            yield
-        except asyncio.CancelledError:
-            if expired:
-                raise TimeoutError from None
-            raise
-        finally:
-            handle.cancel()
+else:  # pragma: no cover - Python 3.10: the same, from the package aiohttp itself requires there
+    from async_timeout import timeout as _deadline
 
 
 class PoolTimeout(Exception):
@@ -212,7 +192,7 @@ def classify(exc: BaseException) -> tuple[str, bool, bool]:
         return "timed out", False, False
     if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ClientProxyConnectionError):
         return "connection error", False, False
-    if isinstance(exc, TimeoutError):
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError):  # one class from Python 3.11 on
         return "timed out", True, False
     if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
         return "connection closed or answer cut short", True, False
@@ -263,7 +243,7 @@ class AsyncTransport:
         except CDataAPIError as exc:  # the body: too large, or it does not decode
             log_request(self._logger, call, "refused body", started, state)
             failure = exc
-        except (aiohttp.ClientError, OSError, PoolTimeout) as exc:  # TimeoutError is an OSError
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError, PoolTimeout) as exc:
             log_request(self._logger, call, type(exc).__name__, started, state)
             kind, sent, tls = classify(exc)
             failure = no_answer(call, kind, detail_of(exc), state, sent=sent, tls=tls)
