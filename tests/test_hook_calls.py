@@ -719,6 +719,33 @@ def test_async_calls_never_read_the_connection_the_blocking_way(
     assert asyncio.run(list_and_close()) == []
 
 
+def test_concurrent_first_async_calls_read_the_connection_once(
+    cdata_hook_env: CDataHook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A triggerer's first poll burst on a new hook: one read of the connection (and one key load),
+    not one per call, while the others wait for it."""
+    reads: list[str] = []
+    real = CDataHook.aget_connection.__func__  # type: ignore[attr-defined]
+
+    async def counting(cls: type[CDataHook], conn_id: str) -> Any:
+        reads.append(conn_id)
+        return await real(cls, conn_id)
+
+    monkeypatch.setattr(CDataHook, "aget_connection", classmethod(counting))
+
+    async def burst() -> list[Any]:
+        try:
+            results: list[Any] = await asyncio.gather(
+                *(cdata_hook_env.alist_connections() for _ in range(20))
+            )
+            return results
+        finally:
+            await cdata_hook_env.aclose()
+
+    assert asyncio.run(burst()) == [[]] * 20
+    assert reads == [cdata_hook_env.cdata_conn_id]
+
+
 # -- the policy's arithmetic ---------------------------------------------------------------------------------
 def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:
     policy = RetryPolicy(backoff_base=1.0, backoff_max=5.0)

@@ -243,7 +243,11 @@ class AsyncTransport:
         except CDataAPIError as exc:  # the body: too large, or it does not decode
             log_request(self._logger, call, "refused body", started, state)
             failure = exc
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError, PoolTimeout) as exc:
+        except (TimeoutError, asyncio.TimeoutError) as exc:  # the attempt's deadline (or aiohttp's)
+            log_request(self._logger, call, "TimeoutError", started, state)
+            detail = str(exc) or f"no whole answer within {self.timeout:g} s"
+            failure = no_answer(call, "timed out", detail, state, sent=True, tls=False)
+        except (aiohttp.ClientError, OSError, PoolTimeout) as exc:
             log_request(self._logger, call, type(exc).__name__, started, state)
             kind, sent, tls = classify(exc)
             failure = no_answer(call, kind, detail_of(exc), state, sent=sent, tls=tls)
