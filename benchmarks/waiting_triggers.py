@@ -6,7 +6,7 @@ different times in a real triggerer. Measured meanwhile:
 
 * event-loop lag: a ticker task asks to wake every 10 ms and records how late it woke (p50, p99, max);
 * CPU seconds of this process per 1,000 polls (``time.process_time``; polls counted by the emulator);
-* TCP connections the emulator accepted (the triggers share one pooled ``httpx.AsyncClient``);
+* TCP connections the emulator accepted (the triggers share one pooled ``aiohttp.ClientSession``);
 * memory per trigger: the RSS growth from before the triggers start to the middle of the run, divided
   by the number of triggers (each variant runs in a fresh process, as a triggerer does).
 
@@ -76,7 +76,7 @@ async def _first_event(trigger: Any, delay: float) -> dict[str, Any]:
 
 
 async def _warm_up() -> None:
-    """Load what every trigger needs (modules, the key, httpx) before the baseline is read."""
+    """Load what every trigger needs (modules, the key, aiohttp) before the baseline is read."""
     from airflow_provider_cdata.hooks import CDataHook
 
     hook = CDataHook()

@@ -1,6 +1,6 @@
 """The hook's transport where the benchmarks pushed it: the proxy environment read once per session,
 ~/.netrc kept away from the bearer token, the async client's bounded pool (and its wait, which times
-out like httpx's own), and the bounded registration of tokens with Airflow's secrets masker."""
+out before anything is sent), and the bounded registration of tokens with Airflow's secrets masker."""
 
 from __future__ import annotations
 

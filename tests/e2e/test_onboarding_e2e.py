@@ -234,14 +234,14 @@ def assert_no_worker_runs(stack: AirflowStack, ti_id: str, timeout: float = 10.0
 def wait_for_trigger_polls(
     api: AirflowAPI, run_id: str, cdata: E2ECData, at_least: int, timeout: float = 30.0
 ) -> list[Any]:
-    """The triggerer's List Connections calls for this run (the hook's async client, httpx), while the
+    """The triggerer's List Connections calls for this run (the hook's async client, aiohttp), while the
     sensor stays deferred. A triggerer that cannot load or run the trigger fails the task: say so."""
     deadline = time.monotonic() + timeout
     while True:
         polls = [
             record
             for record in cdata.emulator.requests("list")
-            if "httpx" in record.user_agent and record.query.get("externalId") == f"onboarding-{run_id}"
+            if "aiohttp" in record.user_agent and record.query.get("externalId") == f"onboarding-{run_id}"
         ]
         if len(polls) >= at_least:
             return polls
