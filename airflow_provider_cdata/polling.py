@@ -32,8 +32,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_cdata.exceptions import CDataError
-
 if TYPE_CHECKING:
     from airflow_provider_cdata.hooks import CDataHook
 
@@ -53,7 +51,7 @@ class Listing:
 class _Answer:
     sent_at: float  # the loop's clock (monotonic) when the request was sent
     listing: Listing | None
-    error: CDataError | None
+    error: Exception | None  # a CDataError, or whatever else the call raised (a bug: fails the trigger)
 
     def value(self) -> Listing:
         if self.error is not None:
@@ -82,7 +80,8 @@ class SharedPoll:
     async def listing(self, max_age: float) -> Listing:
         """The account's connections as listed at most ``max_age`` seconds ago (a call if needed).
 
-        Raises the CDataError of the call that answered, for every subscriber that gets that answer.
+        Raises the error of the call that answered (a CDataError, as the hook raises them) for every
+        subscriber that gets that answer.
         """
         answer = self._answer
         if answer is None or self._loop.time() - answer.sent_at > max_age:
@@ -104,7 +103,7 @@ class SharedPoll:
         # wait(), not await: a subscriber cancelled here (its deadline, the triggerer) leaves the request
         # to the others; the last one leaving cancels it (close()).
         await asyncio.wait({flight})
-        return flight.result()  # an error other than CDataError reaches each waiter, as it always did
+        return flight.result()
 
     async def _list(self) -> _Answer:
         sent_at, listed_at = self._loop.time(), time.time()
@@ -112,7 +111,9 @@ class SharedPoll:
         try:
             connections = await self._hook.alist_connections(account_id=self.key[1])
             answer = _Answer(sent_at, Listing(connections, listed_at), None)
-        except CDataError as exc:
+        except Exception as exc:
+            # Kept like an answer, so each asker raises it as its own call would have, and no task is
+            # left with an exception nobody retrieved (an asker may have been cancelled meanwhile).
             answer = _Answer(sent_at, None, exc)
         finally:
             self._flight = None
