@@ -1,6 +1,6 @@
 """Run every benchmark against the emulator (in its own process) and print one table.
 
-    .venv/bin/python -m benchmarks            # all figures, ~2 minutes on 2 cores
+    .venv/bin/python -m benchmarks            # all figures, ~6 minutes on 2 cores
     .venv/bin/python -m benchmarks --only 1 4 # some of them
 
 The table also goes to benchmarks/results.md, with the command and a note on the machine.

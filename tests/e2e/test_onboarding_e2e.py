@@ -24,6 +24,7 @@ import pytest
 from playwright.sync_api import Page
 
 from airflow_provider_cdata import DEFAULT_MAX_RETRIES, get_provider_info
+from airflow_provider_cdata.emulator import complete_flow
 from tests.e2e.api import AirflowAPI
 from tests.e2e.browser import fill_and_save
 from tests.e2e.conftest import E2ECData
@@ -44,6 +45,7 @@ REFRESH = "cdata_metadata_refresh"
 TRIGGER_CLASSPATH = "airflow_provider_cdata.triggers.ConnectionTrigger"
 # The customer's app. Not on loopback: the browser fixture answers it with a stub page, offline.
 APP_URL = "https://app.example.com/onboarded?customer=42"
+POKE_WINDOW = 5.0  # seconds of polls counted while all ten wait (the DAG polls every second here)
 IDLE_WORKER = "airflow worker -- LocalExecutor: <idle>"
 CLEARED_ID = re.compile(r"/connection/([^/]+)/metadata$")
 
@@ -104,6 +106,7 @@ def test_customer_connects_in_chromium_while_the_sensor_waits_deferred_in_the_re
     api, emulator = airflow_stack.api, e2e_cdata.emulator
     api.unpause(ONBOARDING)
     conf = {"account_id": e2e_cdata.account_id, "data_source": "Salesforce", "redirect_url": APP_URL}
+    since = len(emulator.requests("list"))
     run_id = api.trigger(ONBOARDING, conf=conf)
     external_id = f"onboarding-{run_id}"
 
@@ -119,8 +122,8 @@ def test_customer_connects_in_chromium_while_the_sensor_waits_deferred_in_the_re
     pool = api.pool()
     assert (pool["running_slots"], pool["occupied_slots"], pool["deferred_slots"]) == (0, 0, 1), pool
     assert_no_worker_runs(airflow_stack, sensor["id"])
-    polls = wait_for_trigger_polls(api, run_id, e2e_cdata, at_least=2)
-    assert all(poll.claims and poll.claims["sub"] == e2e_cdata.account_id for poll in polls)
+    polls = wait_for_trigger_polls(api, run_id, e2e_cdata, at_least=2, since=since)
+    assert all(not poll.query for poll in polls), "the shared poll lists the account; the trigger filters"
     assert api.task_instance(ONBOARDING, run_id, "wait_for_connection")["state"] == "deferred"
 
     screenshot = artifacts_dir / "onboarding-connect-page.png"
@@ -196,6 +199,35 @@ def test_a_scheduled_metadata_refresh_clears_every_connection_of_each_account_on
     assert_no_secret_in(api.run_logs(REFRESH, run_id), e2e_cdata)
 
 
+def test_ten_onboardings_of_one_account_share_one_poll_in_the_real_triggerer(
+    airflow_stack: AirflowStack, e2e_cdata: E2ECData
+) -> None:
+    """Ten runs of one child account deferred at once: the triggerer's ten ConnectionTriggers share one
+    List Connections per poke interval (1 s here), and each resumes on its own customer's connection."""
+    api, emulator = airflow_stack.api, e2e_cdata.emulator
+    api.unpause(ONBOARDING)
+    conf = {"account_id": e2e_cdata.account_id, "data_source": "Salesforce", "redirect_url": APP_URL}
+    run_ids = [api.trigger(ONBOARDING, conf=conf) for _ in range(10)]
+    for run_id in run_ids:
+        wait_until_triggerer_holds(api, run_id, "wait_for_connection", timeout=120)
+    links = {run_id: api.xcom(ONBOARDING, run_id, "create_connect_link") for run_id in run_ids}
+
+    # All ten wait in the triggerer: count its polls of the account over a few poke intervals.
+    since, started = len(emulator.requests("list")), time.monotonic()
+    time.sleep(POKE_WINDOW)
+    polls, elapsed = len(triggerer_polls(e2e_cdata, e2e_cdata.account_id, since)), time.monotonic() - started
+    assert {api.task_instance(ONBOARDING, r, "wait_for_connection")["state"] for r in run_ids} == {"deferred"}
+    # Polling on its own, each trigger would make one call a second: ~10 a second.
+    assert 1 <= polls <= 2 * elapsed, f"{polls} List Connections in {elapsed:.1f} s for 10 waiting triggers"
+
+    landed = {run_id: complete_flow(url, name=f"Customer {run_id[-6:]}") for run_id, url in links.items()}
+    for run_id in run_ids:
+        assert api.wait_for_run(ONBOARDING, run_id, timeout=120)["state"] == "success"
+        connection = api.xcom(ONBOARDING, run_id, "wait_for_connection")
+        assert connection["id"] == landed[run_id]["cdata_connection_id"]
+        assert connection["externalId"] == f"onboarding-{run_id}"
+
+
 # -- helpers ------------------------------------------------------------------------------------------
 def wait_until_triggerer_holds(
     api: AirflowAPI, run_id: str, task_id: str, timeout: float = 60.0
@@ -231,18 +263,25 @@ def assert_no_worker_runs(stack: AirflowStack, ti_id: str, timeout: float = 10.0
         time.sleep(0.2)
 
 
+def triggerer_polls(cdata: E2ECData, account_id: str, since: int = 0) -> list[Any]:
+    """The triggerer's List Connections calls for ``account_id`` (the hook's async client, aiohttp),
+    from the ``since``-th on. They list the whole child account, once for every trigger waiting on it
+    (the shared poll): no filter in the query."""
+    return [
+        record
+        for record in cdata.emulator.requests("list")[since:]
+        if "aiohttp" in record.user_agent and (record.claims or {}).get("sub") == account_id
+    ]
+
+
 def wait_for_trigger_polls(
-    api: AirflowAPI, run_id: str, cdata: E2ECData, at_least: int, timeout: float = 30.0
+    api: AirflowAPI, run_id: str, cdata: E2ECData, at_least: int, since: int = 0, timeout: float = 30.0
 ) -> list[Any]:
-    """The triggerer's List Connections calls for this run (the hook's async client, aiohttp), while the
-    sensor stays deferred. A triggerer that cannot load or run the trigger fails the task: say so."""
+    """The triggerer's polls of the child account (from the ``since``-th List Connections on), while
+    the sensor stays deferred. A triggerer that cannot load or run the trigger fails the task: say so."""
     deadline = time.monotonic() + timeout
     while True:
-        polls = [
-            record
-            for record in cdata.emulator.requests("list")
-            if "aiohttp" in record.user_agent and record.query.get("externalId") == f"onboarding-{run_id}"
-        ]
+        polls = triggerer_polls(cdata, cdata.account_id, since)
         if len(polls) >= at_least:
             return polls
         ti = api.task_instance(ONBOARDING, run_id, "wait_for_connection")
