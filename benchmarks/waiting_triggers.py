@@ -20,7 +20,8 @@ Measured meanwhile:
   seconds of the process per 1,000 of them (``time.process_time``);
 * event-loop lag: a ticker task asks to wake every 10 ms and records how late it woke (p50, p99, max);
 * the interval kept: how late each trigger's poll came after its ``poke_interval`` sleep (p99);
-* TCP connections the emulator accepted (the triggers share one pooled ``aiohttp.ClientSession``), and memory per trigger (RSS growth to mid-run / triggers).
+* TCP connections the emulator accepted (the triggers share one pooled ``aiohttp.ClientSession``), and
+  memory per trigger (RSS growth to mid-run / triggers).
 """
 
 from __future__ import annotations
