@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import time
 from collections import Counter
 from pathlib import Path
@@ -24,7 +25,8 @@ import pytest
 from playwright.sync_api import Page
 
 from airflow_provider_cdata import DEFAULT_MAX_RETRIES, get_provider_info
-from airflow_provider_cdata.emulator import complete_flow
+from airflow_provider_cdata.emulator import KeyPair, complete_flow
+from tests.e2e import airflow_ui
 from tests.e2e.api import AirflowAPI
 from tests.e2e.browser import fill_and_save
 from tests.e2e.conftest import E2ECData
@@ -229,6 +231,94 @@ def test_ten_onboardings_of_one_account_share_one_poll_in_the_real_triggerer(
 
 
 # -- helpers ------------------------------------------------------------------------------------------
+def test_a_cdata_connection_made_in_the_airflow_ui_form_passes_its_test_and_a_wrong_key_is_named(
+    airflow_stack: AirflowStack, e2e_cdata: E2ECData, other_keys: KeyPair, page: Page, artifacts_dir: Path
+) -> None:
+    """Issue 17, item 5: what a user does in Airflow's own UI, in Chromium, on every version of the matrix.
+
+    The form is the one the running api-server draws (3.2+ from the provider info, 3.1 from the hook);
+    its Test button runs the hook's ``test_connection`` in the api-server, against the emulator. Where
+    Airflow's Test button refuses every connection without a port before any hook runs (3.3.2:
+    ``airflow_ui.button_refuses_connections_without_a_port``), the test proves the refusal the user sees
+    and runs the same ``test_connection`` on the connection the form saved with ``airflow connections
+    test``. Screenshots: ``artifacts/form-<airflow version>/``.
+    """
+    import airflow
+
+    shots = artifacts_dir.parent / f"form-{airflow.__version__}"
+    shutil.rmtree(shots, ignore_errors=True)
+    shots.mkdir(parents=True)
+    refuses_portless = airflow_ui.button_refuses_connections_without_a_port()
+    page.set_viewport_size({"width": 1280, "height": 1000})
+    api, conn_id = airflow_stack.api, "cdata_from_the_form"
+    # Its own child account, so the other tests' counts of the emulator's calls are not touched.
+    account_id = e2e_cdata.emulator.add_account(e2e_cdata.parent_id, external_id="form-user")["id"]
+    airflow_ui.sign_in(page, airflow_stack.api_url, api.username, api.password)
+
+    dialog = airflow_ui.add_cdata_connection(
+        page,
+        conn_id,
+        host=e2e_cdata.base_url,
+        login=e2e_cdata.parent_id,
+        private_pem=e2e_cdata.keys.private_pem,
+        account_id=account_id,
+        screenshot=shots / "1-add-form.png",
+    )
+    dialog.screenshot(path=str(shots / "1-add-form-extras.png"))
+    stored = airflow_ui.save(page, dialog, "POST")
+    assert (stored["conn_type"], stored["host"], stored["login"]) == (
+        "cdata",
+        e2e_cdata.base_url,
+        e2e_cdata.parent_id,
+    )
+    assert json.loads(stored["extra"])["account_id"] == account_id
+    assert stored["password"] != e2e_cdata.keys.private_pem, "the api-server answers with the key masked"
+
+    passed = airflow_ui.press_test(page, conn_id)
+    if refuses_portless:  # Airflow 3.3.2: the button cannot test it; the CLI runs the same test
+        assert passed.refused, passed
+        assert "differs from the stored connection" in passed.message, passed.message
+        airflow_ui.result_icon(page, conn_id, "red").wait_for()
+        # All the user is shown: the api-server's reason is in the answer only.
+        page.get_by_text("Bad Request").first.wait_for()
+        page.screenshot(path=str(shots / "2-test-refused-by-airflow.png"))
+        passed = airflow_ui.cli_test(airflow_stack, conn_id, "connections-test-good-key")
+    else:
+        assert passed.status, passed.message
+        assert passed.message.startswith(f"Connected to {e2e_cdata.base_url}"), passed.message
+        airflow_ui.result_icon(page, conn_id, "green").wait_for()
+        page.screenshot(path=str(shots / "2-test-passed.png"))
+    assert passed.status, passed.message
+    tested = [r for r in e2e_cdata.emulator.requests("list") if (r.claims or {}).get("sub") == account_id]
+    assert tested, "the Test button reached the emulator"
+
+    # The same connection, edited to a key the emulator has never seen: the message says why.
+    dialog = airflow_ui.open_edit(page, conn_id)
+    dialog.get_by_label(airflow_ui.PASSWORD).fill(other_keys.private_pem)
+    dialog.screenshot(path=str(shots / "3-edit-other-key.png"))
+    airflow_ui.save(page, dialog, "PATCH")
+    failed = airflow_ui.press_test(page, conn_id)
+    if refuses_portless:
+        assert failed.refused, failed
+        failed = airflow_ui.cli_test(airflow_stack, conn_id, "connections-test-unknown-key")
+    else:
+        airflow_ui.result_icon(page, conn_id, "red").wait_for()
+        page.get_by_text("signature does not match the registered public key").first.wait_for()
+        page.screenshot(path=str(shots / "4-test-failed.png"))
+    assert not failed.status
+    assert "HTTP 401" in failed.message, failed.message
+    assert "signature does not match the registered public key" in failed.message, failed.message
+    assert e2e_cdata.parent_id in failed.message, "it names the parent account the key must belong to"
+    known = [*pem_body_lines(other_keys.private_pem), *pem_body_lines(e2e_cdata.keys.private_pem)]
+    assert leaked_secrets(failed.message + passed.message, known) == []
+    expected = (
+        ["2-test-refused-by-airflow.png"] if refuses_portless else ["2-test-passed.png", "4-test-failed.png"]
+    )
+    assert sorted(path.name for path in shots.glob("*.png")) == sorted(
+        ["1-add-form.png", "1-add-form-extras.png", "3-edit-other-key.png", *expected]
+    )
+
+
 def wait_until_triggerer_holds(
     api: AirflowAPI, run_id: str, task_id: str, timeout: float = 60.0
 ) -> dict[str, Any]:
