@@ -96,11 +96,13 @@ def test_async_hooks_on_one_loop_keep_at_most_the_pool_size_in_flight(
 def test_waiting_for_a_pooled_connection_past_the_timeout_is_a_retried_timeout(
     cdata: CData, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # Each wave's calls take 0.25 s; the timeout bounds a whole exchange, so it leaves them room on a
-    # busy machine (a call cut off at its timeout frees its slot while the server still works on it),
-    # and the third wave, waiting from the start for the second to end (at ~0.5 s), waits past it.
-    use(monkeypatch, cdata, timeout=0.4, max_retries=5)
-    cdata.emulator.inject("latency", route="list", seconds=0.25)
+    # Each wave's calls take 1 s at the server. A slot is waited for at most the timeout, then the exchange
+    # has the timeout too: the second wave waits 1 s for its slots and has 0.6 s to spare on its exchange
+    # (a call cut off at its timeout would leave its request at the server, over the slots' count: on a
+    # loaded machine 0.15 s of spare was not enough), and the third, waiting from the start for the second
+    # to end (at ~2 s), waits past the timeout and is retried.
+    use(monkeypatch, cdata, timeout=1.6, max_retries=5)
+    cdata.emulator.inject("latency", route="list", seconds=1.0)
 
     async def three_waves() -> Any:
         hook = CDataHook()
@@ -111,7 +113,7 @@ def test_waiting_for_a_pooled_connection_past_the_timeout_is_a_retried_timeout(
 
     with caplog.at_level(logging.WARNING, logger="airflow_provider_cdata.hooks"):
         assert asyncio.run(three_waves()) == [[]] * (3 * ASYNC_POOL_SIZE)
-    waited = [r.getMessage() for r in caplog.records if "no free connection within 0.4 s" in r.getMessage()]
+    waited = [r.getMessage() for r in caplog.records if "no free connection within 1.6 s" in r.getMessage()]
     assert waited, "the third wave waited past the timeout, and was retried"
     assert cdata.emulator.counters.max_in_flight["list"] <= ASYNC_POOL_SIZE
 
