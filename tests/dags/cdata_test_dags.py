@@ -68,6 +68,24 @@ with test_dag("cdata_test_list_then_delete", params={"modified_before": None}):
     stale = ListConnectionsOperator(task_id="list", modified_before="{{ params.modified_before }}")
     DeleteConnectionOperator(task_id="delete", connection_ids=stale.output)
 
+with test_dag("cdata_test_list_reauthenticate_delete"):
+    # Between the listing and the delete, the customer re-authenticates the first listed connection
+    # on CData's page (its Edit link, saved): the delete must skip it.
+    listed = ListConnectionsOperator(task_id="list")
+
+    @task
+    def customer_reauthenticates(connections: Any) -> str:
+        from airflow_provider_cdata.emulator import complete_flow
+        from airflow_provider_cdata.hooks import CDataHook
+
+        url = CDataHook().edit_connection(connections[0]["id"], redirect_url="https://app.example.com/back")
+        complete_flow(url)
+        return str(connections[0]["id"])
+
+    reauthenticated = customer_reauthenticates(listed.output)
+    delete = DeleteConnectionOperator(task_id="delete", connection_ids=listed.output)
+    reauthenticated >> delete
+
 with test_dag("cdata_test_clear", params={"ids": None, "data_source": None, "max_concurrency": 4}):
     ClearMetadataOperator(
         task_id="clear",

@@ -1,0 +1,31 @@
+"""Operators for the Powered by CData calls.
+
+Each one renders and validates its arguments, calls the hook, and returns a JSON value for XCom.
+The hook (and with it requests, tenacity and cryptography) is imported when a task runs, not when
+a DAG file is parsed: DAG parsing pays only for these modules.
+
+The modules, by concern: ``connections`` (Create, Edit, List), ``bulk`` (Delete, Clear Metadata),
+``_common`` (the base class, id checks, the bounded fan-out). Every public name is importable from
+here.
+"""
+
+from __future__ import annotations
+
+from airflow_provider_cdata.operators._common import MAX_CONCURRENCY, collect_ids, listed_ids
+from airflow_provider_cdata.operators.bulk import ClearMetadataOperator, DeleteConnectionOperator
+from airflow_provider_cdata.operators.connections import (
+    CreateConnectionOperator,
+    EditConnectionOperator,
+    ListConnectionsOperator,
+)
+
+__all__ = [
+    "MAX_CONCURRENCY",
+    "ClearMetadataOperator",
+    "CreateConnectionOperator",
+    "DeleteConnectionOperator",
+    "EditConnectionOperator",
+    "ListConnectionsOperator",
+    "collect_ids",
+    "listed_ids",
+]
