@@ -4,6 +4,7 @@ against the emulator."""
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -171,29 +172,77 @@ def _stale_and_fresh(cdata: CData) -> tuple[list[str], str]:
     return stale, cdata.emulator.add_connection(cdata.account_id)["id"]
 
 
-def test_stale_cleanup_is_a_dry_run_by_default(airflow_conn: CData) -> None:
+CLEANUP = "cdata_stale_connection_cleanup"
+# A real run with approval on waits for a person (tests/e2e answers it through the REST API);
+# these runs go around the approval step.
+NO_APPROVAL = {"require_approval": False}
+
+
+def test_stale_cleanup_is_a_dry_run_by_default_and_asks_no_one(airflow_conn: CData) -> None:
     stale, _ = _stale_and_fresh(airflow_conn)
-    result = run_dag("cdata_stale_connection_cleanup")
+    result = run_dag(CLEANUP)
     assert result.state == "success"
     assert [c["id"] for c in result.xcom("find_stale_connections")] == stale
     assert result.xcom("delete_stale_connections") == []
+    assert result.task_states()["approve_deletion"] == "skipped", "a dry run needs no approval"
     assert airflow_conn.emulator.counters.count("delete") == 0
     assert len(airflow_conn.emulator.connections()) == 3
 
 
 def test_stale_cleanup_deletes_only_stale_connections_when_asked(airflow_conn: CData) -> None:
     stale, fresh = _stale_and_fresh(airflow_conn)
-    result = run_dag("cdata_stale_connection_cleanup", {"dry_run": False, "stale_after_days": 30})
+    result = run_dag(CLEANUP, {"dry_run": False, "stale_after_days": 30, **NO_APPROVAL})
     assert result.state == "success"
+    assert result.task_states()["approve_deletion"] == "skipped"
     assert result.xcom("delete_stale_connections") == stale
+    assert result.xcom("delete_stale_connections", key="skipped") == []
     assert [c["id"] for c in airflow_conn.emulator.connections()] == [fresh]
     assert result.rendered("delete_stale_connections")["is_dry_run"] is False
 
 
-def test_stale_cleanup_refuses_more_than_max_deletions(airflow_conn: CData) -> None:
+def test_stale_cleanup_refuses_more_than_max_deletions_without_asking(airflow_conn: CData) -> None:
     _stale_and_fresh(airflow_conn)
-    result = run_dag("cdata_stale_connection_cleanup", {"dry_run": False, "max_deletions": 1})
+    # Approval is on: the run does not wait for a person, as the delete would refuse anyway.
+    result = run_dag(CLEANUP, {"dry_run": False, "max_deletions": 1})
     assert result.state == "failed"
-    assert result.task_states()["delete_stale_connections"] == "failed"
+    states = result.task_states()
+    assert (states["approve_deletion"], states["delete_stale_connections"]) == ("skipped", "failed")
     assert airflow_conn.emulator.counters.count("delete") == 0
     assert len(airflow_conn.emulator.connections()) == 3
+
+
+def test_stale_cleanup_puts_airflows_approval_operator_between_listing_and_deleting() -> None:
+    from airflow.providers.standard.operators.hitl import ApprovalOperator
+
+    from tests.dag_runner import get_dag
+
+    dag = get_dag(CLEANUP)
+    approve = dag.get_task("approve_deletion")
+    assert type(approve) is ApprovalOperator
+    assert approve.upstream_task_ids == {"ask_for_approval"}
+    assert dag.get_task("ask_for_approval").upstream_task_ids == {"find_stale_connections"}
+    assert dag.get_task("delete_stale_connections").upstream_task_ids == {
+        "find_stale_connections",
+        "approve_deletion",
+        "no_approval_needed",
+    }
+    assert (approve.defaults, approve.response_timeout) == (["Reject"], timedelta(days=3))
+    assert dag.params["require_approval"] is True
+
+
+def test_stale_cleanup_without_human_in_the_loop_operators_fails_to_parse_saying_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An Airflow whose standard provider has no HITL module (no server can play that: the module is
+    made unimportable here). The DAG file must not parse into a DAG that deletes without asking."""
+    from airflow_provider_cdata._compat import HITL_MODULE, dag_bag
+
+    init_airflow_db()
+    monkeypatch.setitem(sys.modules, HITL_MODULE, None)
+    bag = dag_bag(str(EXAMPLES))
+    assert CLEANUP not in bag.dag_ids
+    (error,) = [text for path, text in bag.import_errors.items() if path.endswith(f"{CLEANUP}.py")]
+    assert "ApprovalUnavailableError" in error
+    assert f"human-in-the-loop ApprovalOperator ({HITL_MODULE}), and this Airflow has none" in error
+    assert "REQUIRE_APPROVAL = False" in error
+    assert "cdata_metadata_refresh" in bag.dag_ids, "the other examples are not affected"

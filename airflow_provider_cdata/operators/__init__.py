@@ -5,13 +5,15 @@ The hook (and with it requests, tenacity and cryptography) is imported when a ta
 a DAG file is parsed: DAG parsing pays only for these modules.
 
 The modules, by concern: ``connections`` (Create, Edit, List), ``bulk`` (Delete, Clear Metadata),
-``_common`` (the base class, id checks, the bounded fan-out). Every public name is importable from
+``approval`` (Airflow's own ApprovalOperator, found or refused clearly), ``_common`` (the base
+class, id checks, the bounded fan-out). Every public name is importable from
 here.
 """
 
 from __future__ import annotations
 
 from airflow_provider_cdata.operators._common import MAX_CONCURRENCY, collect_ids, listed_ids
+from airflow_provider_cdata.operators.approval import ApprovalUnavailableError, approval_operator
 from airflow_provider_cdata.operators.bulk import ClearMetadataOperator, DeleteConnectionOperator
 from airflow_provider_cdata.operators.connections import (
     CreateConnectionOperator,
@@ -21,11 +23,13 @@ from airflow_provider_cdata.operators.connections import (
 
 __all__ = [
     "MAX_CONCURRENCY",
+    "ApprovalUnavailableError",
     "ClearMetadataOperator",
     "CreateConnectionOperator",
     "DeleteConnectionOperator",
     "EditConnectionOperator",
     "ListConnectionsOperator",
+    "approval_operator",
     "collect_ids",
     "listed_ids",
 ]

@@ -7,7 +7,9 @@ headless Chromium. One set of services serves the whole module (starting one cos
 What ``airflow dags test`` cannot show and this does: the sensor's trigger is serialised, stored and
 rebuilt from its classpath in the triggerer process; the deferred task holds no worker slot while a
 person fills in the connect page; the connect URL travels through XCom and the REST API; the scheduler
-creates and runs a scheduled, mapped run; the task logs the api-server serves hold no secret.
+creates and runs a scheduled, mapped run; a cleanup waits for a person's approval, answered through
+the REST API, and then deletes exactly what it showed; the task logs the api-server serves hold no
+secret.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import json
 import re
 import time
 from collections import Counter
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -24,10 +27,11 @@ import pytest
 from playwright.sync_api import Page
 
 from airflow_provider_cdata import DEFAULT_MAX_RETRIES, get_provider_info
-from tests.e2e.api import AirflowAPI
+from tests.e2e.api import TERMINAL_TASK_STATES, AirflowAPI
 from tests.e2e.browser import fill_and_save
 from tests.e2e.conftest import E2ECData
 from tests.e2e.harness import (
+    ADMIN_USER,
     SERVICES,
     AirflowStack,
     cdata_connection_env,
@@ -41,6 +45,9 @@ pytestmark = pytest.mark.e2e
 
 ONBOARDING = "cdata_customer_onboarding"
 REFRESH = "cdata_metadata_refresh"
+CLEANUP = "cdata_stale_connection_cleanup"
+APPROVE_REJECT = ["Approve", "Reject"]
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 TRIGGER_CLASSPATH = "airflow_provider_cdata.triggers.ConnectionTrigger"
 # The customer's app. Not on loopback: the browser fixture answers it with a stub page, offline.
 APP_URL = "https://app.example.com/onboarded?customer=42"
@@ -71,7 +78,7 @@ def test_every_service_is_healthy_and_only_the_api_server_listens_on_loopback(
     assert {dag["dag_id"] for dag in airflow_stack.api.dags()} == {
         ONBOARDING,
         REFRESH,
-        "cdata_stale_connection_cleanup",
+        CLEANUP,
     }
 
     listening = listening_addresses(airflow_stack.pids())
@@ -196,7 +203,80 @@ def test_a_scheduled_metadata_refresh_clears_every_connection_of_each_account_on
     assert_no_secret_in(api.run_logs(REFRESH, run_id), e2e_cdata)
 
 
+def test_a_cleanup_waits_for_approval_then_deletes_exactly_the_connections_it_showed(
+    airflow_stack: AirflowStack, e2e_cdata: E2ECData
+) -> None:
+    api, emulator = airflow_stack.api, e2e_cdata.emulator
+    account = emulator.add_account(e2e_cdata.parent_id)["id"]
+    long_ago = (datetime.now(timezone.utc) - timedelta(days=120)).timestamp()
+    shown = [
+        emulator.add_connection(account, "Salesforce", name=f"old {i}", last_modified=long_ago)["id"]
+        for i in range(3)
+    ]
+    fresh = emulator.add_connection(account, name="in use")["id"]
+    api.unpause(CLEANUP)  # the scheduler's own run of the latest week is a dry run of cdata_default's
+    run_id = api.trigger(CLEANUP, conf={"account_id": account, "dry_run": False})
+
+    # The run stops at Airflow's ApprovalOperator (awaiting_input on 3.3+, deferred before), and asks.
+    waiting = wait_for_approval_request(api, run_id)
+    detail = api.hitl_detail(CLEANUP, run_id, "approve_deletion")
+    assert (detail["subject"], detail["options"]) == ("Delete 3 stale CData connections?", APPROVE_REJECT)
+    assert (detail["response_received"], detail["defaults"]) == (False, ["Reject"])
+    assert UUID.findall(detail["body"]) == [account, *shown], "the body lists exactly what would go"
+    assert "| old 0 | Salesforce |" in detail["body"]
+    assert api.task_instance(CLEANUP, run_id, "delete_stale_connections")["state"] in (None, "none")
+    assert deletes_in(e2e_cdata, account) == [], "nothing is deleted while the request waits"
+
+    # While it waits: the customer re-authenticates one shown connection, and one more goes stale.
+    e2e_cdata.reauthenticate(shown[2], account_id=account)
+    late = emulator.add_connection(account, name="late", last_modified=long_ago)["id"]
+    assert api.task_instance(CLEANUP, run_id, "approve_deletion")["state"] == waiting["state"]
+
+    answered = api.respond(CLEANUP, run_id, "approve_deletion", ["Approve"])
+    assert answered["chosen_options"] == ["Approve"]
+    run = api.wait_for_run(CLEANUP, run_id)
+
+    assert run["state"] == "success"
+    assert api.xcom(CLEANUP, run_id, "delete_stale_connections") == shown[:2]
+    assert api.xcom(CLEANUP, run_id, "delete_stale_connections", key="skipped") == [shown[2]]
+    assert deletes_in(e2e_cdata, account) == shown[:2], "only what was shown; the re-authenticated one kept"
+    assert {c["id"] for c in emulator.connections(account)} == {shown[2], fresh, late}
+    detail = api.hitl_detail(CLEANUP, run_id, "approve_deletion")
+    assert (detail["response_received"], detail["responded_by_user"]["name"]) == (True, ADMIN_USER)
+    log = api.task_log(CLEANUP, run_id, "delete_stale_connections")
+    assert f"Skipping connection {shown[2]}: modified since it was listed" in log
+    logs = api.run_logs(CLEANUP, run_id)
+    assert logs.pop("no_approval_needed") == "", "the bypass around the approval never ran"
+    assert_no_secret_in(logs, e2e_cdata)
+
+
 # -- helpers ------------------------------------------------------------------------------------------
+def wait_for_approval_request(
+    api: AirflowAPI, run_id: str, task_id: str = "approve_deletion", timeout: float = 60.0
+) -> dict[str, Any]:
+    """The approval task once it waits for a person: Airflow 3.3 parks it in awaiting_input; 3.1 and
+    3.2 defer it to the HITLTrigger in the triggerer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        ti = api.task_instance(CLEANUP, run_id, task_id)
+        if ti["state"] in ("awaiting_input", "deferred"):
+            return ti
+        if ti["state"] in TERMINAL_TASK_STATES:
+            report = "\n".join(api.run_logs(CLEANUP, run_id).values())
+            raise AssertionError(f"{task_id} ended {ti['state']} without asking anyone:\n{report}")
+        assert time.monotonic() < deadline, f"{task_id} still {ti['state']} after {timeout:.0f} s"
+        time.sleep(0.2)
+
+
+def deletes_in(cdata: E2ECData, account_id: str) -> list[str]:
+    """The connection ids the services deleted as ``account_id``, in order, from the emulator's log."""
+    return [
+        record.path.rsplit("/", 1)[-1]
+        for record in cdata.emulator.requests("delete")
+        if (record.claims or {}).get("sub") == account_id
+    ]
+
+
 def wait_until_triggerer_holds(
     api: AirflowAPI, run_id: str, task_id: str, timeout: float = 60.0
 ) -> dict[str, Any]:
