@@ -190,11 +190,13 @@ class TokenMinter:
         self.minted = 0
         self.renew_margin = min(MAX_RENEW_MARGIN, lifetime / 5)
 
-    def _cache_key(self, account_id: str) -> tuple[str, str, str, str, int]:
-        return (self.scope, self.parent_id, account_id, self.key.fingerprint, self.lifetime)
+    def _cache_key(self, account_id: str | None) -> tuple[str, str, str, str, int]:
+        # "" is the parent's own token (no sub): a child account id is a UUID, never empty.
+        return (self.scope, self.parent_id, account_id or "", self.key.fingerprint, self.lifetime)
 
-    def token(self, account_id: str) -> MintedToken:
-        """A token for ``account_id`` (the JWT ``sub``): the cached one, or a new one near its expiry."""
+    def token(self, account_id: str | None) -> MintedToken:
+        """A token for ``account_id`` (the JWT ``sub``), or with ``None`` the parent-level token without
+        a ``sub`` (account calls): the cached one, or a new one near its expiry."""
         now = self.clock()
         with _tokens_lock:
             cached = _tokens.get(self._cache_key(account_id))
@@ -202,21 +204,22 @@ class TokenMinter:
             return MintedToken(cached.token, fresh=False)
         return MintedToken(self._mint(account_id, now), fresh=True)
 
-    def renew(self, account_id: str) -> MintedToken:
+    def renew(self, account_id: str | None) -> MintedToken:
         """A new token, whatever the cache holds: the server rejected the cached one (a 401)."""
         return MintedToken(self._mint(account_id, self.clock()), fresh=True)
 
-    def _mint(self, account_id: str, now: float) -> str:
+    def _mint(self, account_id: str | None, now: float) -> str:
         global _minted_total
         issued_at = int(now)
         expires_at = issued_at + self.lifetime
-        claims = {
+        claims: dict[str, str | int] = {
             "tokenType": TOKEN_TYPE,
             "iat": issued_at,
             "exp": expires_at,
             "iss": self.parent_id,
-            "sub": account_id,
         }
+        if account_id is not None:  # left out for parent-level calls, as CData allows for account calls
+            claims["sub"] = account_id
         token = jwt.encode(claims, self.key.key, algorithm=ALGORITHM, headers={"typ": "JWT"})
         with _tokens_lock:
             if len(_tokens) >= MAX_CACHED_TOKENS:

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from airflow_provider_cdata import (
@@ -57,6 +58,7 @@ from airflow_provider_cdata.connection import (
     settings_from_connection,
 )
 from airflow_provider_cdata.exceptions import CDataAPIError, CDataError, CDataValidationError
+from airflow_provider_cdata.hook_accounts import AccountCalls, log_already_gone
 from airflow_provider_cdata.transport.aio import ASYNC_POOL_SIZE, AsyncTransport
 from airflow_provider_cdata.transport.answers import (
     SNIPPET_LENGTH,
@@ -104,8 +106,11 @@ __all__ = [  # CDataHook, and what was importable from here before the split
 log = logging.getLogger(__name__)
 
 
-class CDataHook(BaseHook):
+class CDataHook(AccountCalls, BaseHook):
     """Talk to the Powered by CData Connection Management API with an Airflow connection of type ``cdata``.
+
+    The child-account and data-source calls (``create_account``, ``list_data_sources``, ... and their
+    async twins) come from :class:`~airflow_provider_cdata.hook_accounts.AccountCalls`.
 
     :param cdata_conn_id: the Airflow connection id (default ``cdata_default``)
     :param account_id: the child account (JWT ``sub``) for calls that do not name one; default: the
@@ -183,7 +188,7 @@ class CDataHook(BaseHook):
         is unknown to CData and nothing was deleted (CData's older pages say it answers 200 then)."""
         connection_id = validate_uuid(connection_id, "connection_id")
         call = self._call(self._ready(), "delete", account_id, connection_id=connection_id)
-        _log_already_gone(call, self._request(call))
+        log_already_gone(call, self._request(call))
 
     def clear_metadata(self, connection_id: str, account_id: str | None = None) -> None:
         """Clear the metadata cache of a connection."""
@@ -246,7 +251,7 @@ class CDataHook(BaseHook):
     async def adelete_connection(self, connection_id: str, account_id: str | None = None) -> None:
         connection_id = validate_uuid(connection_id, "connection_id")
         call = self._call(await self._aready(), "delete", account_id, connection_id=connection_id)
-        _log_already_gone(call, await self._arequest(call))
+        log_already_gone(call, await self._arequest(call))
 
     async def aclear_metadata(self, connection_id: str, account_id: str | None = None) -> None:
         connection_id = validate_uuid(connection_id, "connection_id")
@@ -333,12 +338,15 @@ class CDataHook(BaseHook):
         account_id: str | None,
         *,
         connection_id: str | None = None,
+        path_params: Mapping[str, str] | None = None,
         json: dict[str, Any] | None = None,
         params: dict[str, str] | None = None,
     ) -> Call:
         route = ROUTES[route_name]
-        path = route.path.format(connection_id=connection_id) if connection_id else route.path
-        account = self._account(settings, account_id)
+        fill = {**(path_params or {}), **({"connection_id": connection_id} if connection_id else {})}
+        path = route.path.format(**fill) if fill else route.path
+        # A parent-level call (accounts, data sources) carries no sub and needs no child account.
+        account = None if route.parent_level else self._account(settings, account_id)
         return Call(route=route, path=path, account_id=account, json=json, params=params)
 
     def _account(self, settings: ConnectionSettings, account_id: str | None) -> str:
@@ -373,7 +381,7 @@ class CDataHook(BaseHook):
             answer = self._transport.send(call, self._token(call.account_id, renew=True), state)
         return settle(call, answer, state)
 
-    def _token(self, account_id: str, renew: bool) -> str:
+    def _token(self, account_id: str | None, renew: bool) -> str:
         assert self._minter is not None
         minted = self._minter.renew(account_id) if renew else self._minter.token(account_id)
         if minted.fresh:  # a task process mints a few: every one goes to the masker
@@ -397,23 +405,12 @@ class CDataHook(BaseHook):
             answer = await self._atransport.send(call, await self._atoken(call.account_id, renew=True), state)
         return settle(call, answer, state)
 
-    async def _atoken(self, account_id: str, renew: bool) -> str:
+    async def _atoken(self, account_id: str | None, renew: bool) -> str:
         assert self._minter is not None
         minted = self._minter.renew(account_id) if renew else self._minter.token(account_id)
         if minted.fresh and token_mask_budget.take():  # the triggerer's masker: see MaskBudget
             await amask(minted.token)
         return minted.token
-
-
-def _log_already_gone(call: Call, answer: Answer) -> None:
-    if answer.status == 404:  # settle() let it through: an earlier attempt's answer was lost
-        log.info(
-            "CData API %s %s answered 404 on attempt %d: already gone, deleted by an earlier attempt "
-            "whose answer was lost",
-            call.method,
-            call.path,
-            answer.attempts,
-        )
 
 
 def _diagnose(exc: CDataAPIError, settings: ConnectionSettings | None) -> str:

@@ -34,6 +34,7 @@ def calls(cdata: CData, connection_id: str) -> dict[str, tuple[str, str, dict[st
         "account_create": ("POST", "/poweredby/account/create", {"externalId": "tenant-2"}),
         "account_list": ("GET", "/poweredby/account/list", None),
         "account_get": ("GET", f"/poweredby/account/{cdata.account_id}", None),
+        "account_update": ("PUT", f"/poweredby/account/update/{ACCOUNT}", {"accountName": "Renamed"}),
         "account_delete": ("DELETE", f"/poweredby/account/delete/{ACCOUNT}", None),
     }
 

@@ -194,6 +194,21 @@ def test_route_table_holds_every_route() -> None:
         "list": ("GET", "/poweredby/connection/list"),
         "delete": ("DELETE", "/poweredby/connection/delete/{connection_id}"),
         "clear_metadata": ("DELETE", "/poweredby/connection/{connection_id}/metadata"),
+        "account_create": ("POST", "/poweredby/account/create"),
+        "account_list": ("GET", "/poweredby/account/list"),
+        "account_get": ("GET", "/poweredby/account/{id_or_external_id}"),
+        "account_update": ("PUT", "/poweredby/account/update/{account_id}"),
+        "account_delete": ("DELETE", "/poweredby/account/delete/{account_id}"),
+        "sources": ("GET", "/poweredby/sources/list"),
+    }
+    # Account calls and List Data Sources are the parent's: their tokens carry no sub.
+    assert {name for name, r in ROUTES.items() if r.parent_level} == {
+        "account_create",
+        "account_list",
+        "account_get",
+        "account_update",
+        "account_delete",
+        "sources",
     }
 
 

@@ -13,7 +13,8 @@ What runs each block:
 - the operators and sensor snippet: a DAG file of it, run by ``dag.test()`` against the emulator.
 - ``python -m airflow_provider_cdata.emulator --demo``: run here (with ``--port 0``), and its printed
   ``export`` line evaluated by bash and used; the ``--fault`` specs of the flag table parsed.
-- the emulator's Python example: executed as it is.
+- the emulator's Python example: executed as it is; the hook's child-account example too, against the
+  emulator, once with the external id taken (the 409 branch) and once without.
 - the install line (``pip install "apache-airflow==X" <wheel> -c constraints/airflow-X.Y.txt``): run by
   tests/test_package.py through scripts/check-package.sh, which installs exactly that line in a clean venv;
   checked here to name the Airflow, wheel and pins file that script uses.
@@ -87,6 +88,7 @@ KINDS: dict[str, Callable[[Block], bool]] = {
     ),
     "emulator cli": lambda b: "-m airflow_provider_cdata.emulator --demo" in b.text,
     "emulator python": lambda b: b.language == "python" and "with Emulator() as emu:" in b.text,
+    "accounts python": lambda b: b.language == "python" and "hook.create_account(" in b.text,
     "install line": lambda b: b.text.startswith('pip install "apache-airflow=='),
 }
 
@@ -336,6 +338,22 @@ def test_the_emulators_python_example_runs(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("AIRFLOW_CONN_CDATA_DEFAULT", "")  # the example sets it: restored after the test
     source = block("emulator python").text
     exec(compile(source, f"{README}:{block('emulator python').line}", "exec"), {"__name__": "readme"})  # noqa: S102
+
+
+def test_the_account_calls_example_runs(airflow_conn: CData) -> None:
+    """The hook's child-account example, as it reads, against the emulator: it creates, finds, renames,
+    lists and deletes one child account, with the parent's token; the retry branch is run too."""
+    source = block("accounts python").text
+    code = compile(source, f"{README}:{block('accounts python').line}", "exec")
+    emu = airflow_conn.emulator
+    emu.add_account(airflow_conn.parent_id, external_id="tenant-42", account_name="Acme")  # "taken"
+    exec(code, {"__name__": "readme"})  # noqa: S102
+    assert emu.counters.count("account_create", 409) == 1
+    assert emu.counters.count("account_update", 200) == emu.counters.count("account_delete", 200) == 1
+    assert emu.store.find_account(airflow_conn.parent_id, "tenant-42") is None
+    exec(code, {"__name__": "readme"})  # noqa: S102  # and when nothing is taken
+    assert emu.counters.count("account_create", 200) == 1
+    assert all("sub" not in r.claims for r in emu.requests() if r.route.startswith("account") and r.claims)
 
 
 def test_the_install_line_is_the_one_the_package_check_installs() -> None:

@@ -268,6 +268,25 @@ CASES: dict[str, Bad] = {
         "cdata_conn_id", hook(hook_kwargs={"cdata_conn_id": "cdata\ndefault"})
     ),
     "hook: empty account_id": Bad("account_id", hook(hook_kwargs={"account_id": ""})),
+    "hook: create_account external_id empty": Bad("external_id", hook("create_account", external_id="")),
+    "hook: create_account external_id a path": Bad(
+        "external_id", hook("create_account", external_id="../account/delete/x")
+    ),
+    "hook: create_account account_name a dict": Bad(
+        "account_name", hook("create_account", account_name={"n": 1})
+    ),
+    "hook: get_account empty": Bad("id_or_external_id", hook("get_account", "")),
+    "hook: get_account with ../": Bad("id_or_external_id", hook("get_account", "../../connection/list")),
+    "hook: get_account an int": Bad("id_or_external_id", hook("get_account", 42)),
+    "hook: update_account id not a UUID": Bad(
+        "account_id", hook("update_account", "acme", account_name="Acme")
+    ),
+    "hook: update_account with nothing to change": Bad("external_id", hook("update_account", ID)),
+    "hook: update_account name with a newline": Bad(
+        "account_name", hook("update_account", ID, account_name="a\nb")
+    ),
+    "hook: delete_account id with a query": Bad("account_id", hook("delete_account", f"{ID}?all=true")),
+    "hook: delete_account id None": Bad("account_id", hook("delete_account", None)),
     # The Airflow connection, reached through operators, the sensor and the hook
     "connection: javascript: host": Bad("host", list_through_the_operator, {"host": "javascript:alert(1)"}),
     "connection: host with a fragment": Bad(

@@ -164,6 +164,17 @@ def onboarding_example(cdata: CData, secrets: Secrets) -> list[DagResult]:
     return [result]
 
 
+def account_calls(cdata: CData, secrets: Secrets) -> list[DagResult]:
+    """Every child-account and data-source call (parent-level tokens), a retry and a 409 among them."""
+    cdata.emulator.inject("status", status=503, route="account_list", times=1)
+    result = run_dag("cdata_test_accounts")
+    assert result.state == "success"
+    shown = result.xcom("account_calls")
+    assert (shown["listed"], shown["minted"]) == (2, 1), "both accounts listed, one parent token"
+    assert cdata.emulator.counters.count("account_create", 409) == 1
+    return [result]
+
+
 def secrets_in_a_task(key_in: str) -> Scenario:
     """The hook loads the key (from the password, or a file Airflow never sees), mints a token, gets a
     connect link; the task reports what Airflow's masker makes of a log line holding each of them."""
@@ -203,6 +214,7 @@ SCENARIOS: dict[str, Scenario] = {
     "sensor reschedule": sensor_in("reschedule"),
     "sensor deferrable": sensor_in("deferrable"),
     "onboarding example DAG": onboarding_example,
+    "account and data-source calls": account_calls,
     "a task with the key (password), tokens and a link": secrets_in_a_task("password"),
     "a task with the key (file), tokens and a link": secrets_in_a_task("file"),
 }

@@ -219,12 +219,13 @@ def _api_router(ctx: EmulatorContext, route_class: type[APIRoute]) -> APIRouter:
     async def create_account(request: Request) -> Response:
         caller = _authenticate(ctx, request, need_account=False)
         body = await _json_body(request)
-        external_id = _string_field(body, "externalId", required=True)
         try:
+            # Both fields are optional (CData accepts {}); an external id is unique per parent: 409.
             account = store.add_account(
                 caller.parent_id,
-                external_id=external_id,
+                external_id=_string_field(body, "externalId", required=False),
                 account_name=_string_field(body, "accountName", required=False),
+                seeded=False,
             )
         except ConflictError as exc:
             raise APIError(409, str(exc)) from None
@@ -248,6 +249,23 @@ def _api_router(ctx: EmulatorContext, route_class: type[APIRoute]) -> APIRouter:
         account = store.find_account(caller.parent_id, id_or_external_id)
         if account is None:
             raise APIError(404, f"Account '{id_or_external_id}' was not found")
+        return JSONResponse(_public_account(account))
+
+    @router.put("/account/update/{account_id}", name="account_update")
+    async def update_account(request: Request, account_id: str) -> Response:
+        caller = _authenticate(ctx, request, need_account=False)
+        body = await _json_body(request)
+        try:
+            account = store.update_account(
+                caller.parent_id,
+                account_id,
+                external_id=_string_field(body, "externalId", required=False),
+                account_name=_string_field(body, "accountName", required=False),
+            )
+        except ConflictError as exc:
+            raise APIError(409, str(exc)) from None
+        if account is None:
+            raise APIError(404, f"Account '{account_id}' was not found")
         return JSONResponse(_public_account(account))
 
     @router.delete("/account/delete/{account_id}", name="account_delete")

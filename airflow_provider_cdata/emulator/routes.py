@@ -15,6 +15,7 @@ API_ROUTES = (
     "account_create",
     "account_list",
     "account_get",
+    "account_update",
     "account_delete",
 )
 # The customer's connect page and the /_emulator admin routes: counted and logged, never faulted.

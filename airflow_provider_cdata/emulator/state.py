@@ -144,22 +144,54 @@ class Store:
         account_id: str | None = None,
         external_id: str | None = None,
         account_name: str | None = None,
+        seeded: bool = True,
     ) -> dict[str, Any]:
+        """A new child account. ``seeded`` (the Python API, the demo): a missing external id becomes the
+        account id and a missing name the external id, so seeded accounts are easy to find. Create Account
+        over HTTP passes ``seeded=False``: what the client left out stays ``None``, as CData stores it."""
         with self._mutation():
             if parent_id not in self.parents:
                 raise KeyError(f"unknown parent {parent_id}")
-            external_id = external_id or (account_id or "") or new_id()
-            for account in self.accounts.values():
-                if account["parentId"] == parent_id and account["externalId"] == external_id:
-                    raise ConflictError(f"an account with externalId {external_id!r} already exists")
-            account = {
-                "id": account_id or new_id(),
+            new_account_id = account_id or new_id()
+            if seeded:
+                external_id = external_id or new_account_id
+                account_name = account_name or external_id
+            if external_id is not None:
+                self._check_external_id(parent_id, external_id, except_id=None)
+            account: dict[str, Any] = {
+                "id": new_account_id,
                 "parentId": parent_id,
                 "externalId": external_id,
-                "accountName": account_name or external_id,
+                "accountName": account_name,
                 "created": format_timestamp(self.clock.now()),
             }
             self.accounts[account["id"]] = account
+            return dict(account)
+
+    def _check_external_id(self, parent_id: str, external_id: str, except_id: str | None) -> None:
+        """External ids are unique per parent (the caller holds the lock)."""
+        for account in self.accounts.values():
+            if (
+                account["parentId"] == parent_id
+                and account["externalId"] == external_id
+                and account["id"] != except_id
+            ):
+                raise ConflictError(f"An account with externalId '{external_id}' already exists")
+
+    def update_account(
+        self, parent_id: str, account_id: str, external_id: str | None, account_name: str | None
+    ) -> dict[str, Any] | None:
+        """Change the given fields of one of the parent's accounts (``None``: unchanged); ``None`` when the
+        parent has no such account."""
+        with self._mutation():
+            account = self.accounts.get(account_id)
+            if not account or account["parentId"] != parent_id:
+                return None
+            if external_id is not None:
+                self._check_external_id(parent_id, external_id, except_id=account_id)
+                account["externalId"] = external_id
+            if account_name is not None:
+                account["accountName"] = account_name
             return dict(account)
 
     def find_account(self, parent_id: str, id_or_external_id: str) -> dict[str, Any] | None:
@@ -182,6 +214,9 @@ class Store:
             return [dict(a) for a in self.accounts.values() if a["parentId"] == parent_id]
 
     def delete_account(self, parent_id: str, account_id: str) -> bool:
+        """Delete the account and, with it, every connection it still has (CData does not say what
+        happens to them; a connection cannot outlive the account its token names). False: no such
+        account of this parent."""
         with self._mutation():
             account = self.accounts.get(account_id)
             if not account or account["parentId"] != parent_id:

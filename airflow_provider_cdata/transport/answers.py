@@ -133,7 +133,17 @@ def settle(call: Call, answer: Answer, state: CallState) -> Answer:
         state.maybe_done = True
     message = error_message(answer, state.tokens)
     retry_after = retry_after_seconds(answer.headers.get("retry-after"))
-    raise CDataAPIError(call.method, call.path, answer.status, message, answer.attempts, retry_after)
+    if not call.route.repeatable and state.maybe_done:
+        message = f"{message}; {NOT_REPEATED}"
+        retryable: bool | None = False
+    else:
+        retryable = None  # by status
+    raise CDataAPIError(
+        call.method, call.path, answer.status, message, answer.attempts, retry_after, retryable
+    )
+
+
+NOT_REPEATED = "not retried: the attempt may have been carried out, and another would do it twice"
 
 
 def network_error(call: Call, exc: BaseException, state: CallState) -> CDataAPIError:
@@ -151,7 +161,12 @@ def network_error(call: Call, exc: BaseException, state: CallState) -> CDataAPIE
         state.maybe_done = True  # sent, and the answer lost: the server may have carried it out
     detail = snippet(str(exc), state.tokens) or type(exc).__name__
     # A certificate that does not verify will not verify on the next try either.
-    return CDataAPIError(call.method, call.path, None, f"{kind}: {detail}", state.requests, retryable=not tls)
+    retryable = not tls
+    if not call.route.repeatable and state.maybe_done:
+        retryable, detail = False, f"{detail}; {NOT_REPEATED}"
+    return CDataAPIError(
+        call.method, call.path, None, f"{kind}: {detail}", state.requests, retryable=retryable
+    )
 
 
 def is_connect_failure(exc: BaseException | None) -> bool:

@@ -6,7 +6,8 @@ naming the argument and nothing is sent.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
+from urllib.parse import quote
 
 from airflow_provider_cdata.validation import validate_name, validate_optional_name, validate_redirect_url
 
@@ -32,3 +33,52 @@ def list_params(data_source: str | None, external_id: str | None) -> dict[str, s
     if (checked_external_id := validate_optional_name(external_id, "external_id")) is not None:
         params["externalId"] = checked_external_id
     return params or None
+
+
+def account_external_id(value: object, field: str = "external_id") -> str:
+    """An external id that can also be looked up: a valid name that stays one URL path segment.
+
+    Get Account puts it in the path (percent-encoded); a ``/`` is decoded back by servers before
+    routing, and ``.``/``..`` are dot segments clients and proxies remove, so those are refused for
+    every account call: an account the hook creates can always be found by its external id.
+    """
+    checked = validate_name(value, field)
+    if "/" in checked or "\\" in checked or checked.strip() in (".", ".."):
+        _segment_problem(field, checked)
+    return checked
+
+
+def _segment_problem(field: str, value: str) -> NoReturn:
+    from airflow_provider_cdata.exceptions import CDataValidationError
+
+    shown = repr(value) if len(value) <= 60 else f"{value[:57]!r}..."
+    raise CDataValidationError(
+        field, f"{field} must not contain '/' or '\\' nor be '.' or '..' (it goes in a URL path), got {shown}"
+    )
+
+
+def account_ref(id_or_external_id: object) -> str:
+    """Get Account's path segment: an account id or an external id, checked, percent-encoded."""
+    checked = account_external_id(id_or_external_id, "id_or_external_id")
+    return quote(checked, safe="")
+
+
+def account_body(external_id: str | None, account_name: str | None) -> dict[str, Any]:
+    """Create Account's (and Update Account's) body: only what was given (CData accepts ``{}``)."""
+    body: dict[str, Any] = {}
+    if external_id is not None:
+        body["externalId"] = account_external_id(external_id)
+    if (name := validate_optional_name(account_name, "account_name")) is not None:
+        body["accountName"] = name
+    return body
+
+
+def update_account_body(external_id: str | None, account_name: str | None) -> dict[str, Any]:
+    body = account_body(external_id, account_name)
+    if not body:
+        from airflow_provider_cdata.exceptions import CDataValidationError
+
+        raise CDataValidationError(
+            "external_id", "update_account needs external_id or account_name (or both): nothing to change"
+        )
+    return body

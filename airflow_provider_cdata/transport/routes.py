@@ -16,10 +16,17 @@ USER_AGENT = f"airflow-provider-cdata/{__version__}"
 
 class Route(NamedTuple):
     method: str
-    path: str  # relative to the API root; {connection_id} is filled in with a validated UUID
+    # Relative to the API root; {connection_id} and {account_id} are filled in with a validated UUID,
+    # {id_or_external_id} with a checked, percent-encoded path segment (payloads.account_ref).
+    path: str
     # A 404 after an attempt that may have been carried out means the work is done (a delete whose
     # answer was lost: the retry finds nothing to delete). See answers.settle().
     gone_is_done: bool = False
+    # Account calls act on the parent: their JWT has no sub, and they need no child account.
+    parent_level: bool = False
+    # False: never sent again once an attempt may have been carried out (CallState.maybe_done), as the
+    # work would be done twice: Create Account without an external id (a second, unfindable account).
+    repeatable: bool = True
 
 
 # Every route the hook calls, in one place.
@@ -30,6 +37,14 @@ ROUTES: Final[Mapping[str, Route]] = MappingProxyType(
         "list": Route("GET", "/poweredby/connection/list"),
         "delete": Route("DELETE", "/poweredby/connection/delete/{connection_id}", gone_is_done=True),
         "clear_metadata": Route("DELETE", "/poweredby/connection/{connection_id}/metadata"),
+        "account_create": Route("POST", "/poweredby/account/create", parent_level=True),
+        "account_list": Route("GET", "/poweredby/account/list", parent_level=True),
+        "account_get": Route("GET", "/poweredby/account/{id_or_external_id}", parent_level=True),
+        "account_update": Route("PUT", "/poweredby/account/update/{account_id}", parent_level=True),
+        "account_delete": Route(
+            "DELETE", "/poweredby/account/delete/{account_id}", gone_is_done=True, parent_level=True
+        ),
+        "sources": Route("GET", "/poweredby/sources/list", parent_level=True),
     }
 )
 
@@ -40,7 +55,7 @@ class Call:
 
     route: Route
     path: str
-    account_id: str
+    account_id: str | None  # the JWT's sub; None on a parent-level route (account calls)
     json: dict[str, Any] | None = None
     params: dict[str, str] | None = None
 
