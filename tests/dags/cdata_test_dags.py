@@ -10,10 +10,14 @@ from airflow.sdk import DAG, task
 
 from airflow_provider_cdata.operators import (
     ClearMetadataOperator,
+    CreateAccountOperator,
     CreateConnectionOperator,
+    DeleteAccountOperator,
     DeleteConnectionOperator,
     EditConnectionOperator,
+    ListAccountsOperator,
     ListConnectionsOperator,
+    ListDataSourcesOperator,
 )
 from airflow_provider_cdata.sensors import ConnectionSensor
 
@@ -34,6 +38,37 @@ with test_dag("cdata_test_create", params={"data_source": "Salesforce", "name": 
         connection_name="{{ params.name }}",
         external_id="{{ params.external_id }}",
         account_id="{{ params.get('account_id') }}",
+    )
+
+with test_dag("cdata_test_create_account", params={"external_id": "tenant-1", "account_name": None}):
+    CreateAccountOperator(
+        task_id="account", external_id="{{ params.external_id }}", account_name="{{ params.account_name }}"
+    )
+
+with test_dag("cdata_test_list_accounts"):
+    ListAccountsOperator(task_id="accounts")
+
+with test_dag("cdata_test_list_data_sources"):
+    ListDataSourcesOperator(task_id="sources")
+
+with test_dag(
+    "cdata_test_delete_account",
+    params={"ids": [], "dry_run": False, "delete_connections": False, "max_deletions": None},
+):
+    DeleteAccountOperator(
+        task_id="delete",
+        account_ids="{{ params.ids }}",
+        dry_run="{{ params.dry_run }}",
+        delete_connections="{{ params.delete_connections }}",
+        max_deletions="{{ params.max_deletions }}",
+    )
+
+with test_dag("cdata_test_create_unchecked", params={"data_source": "Salesforce"}):
+    CreateConnectionOperator(
+        task_id="create",
+        data_source="{{ params.data_source }}",
+        redirect_url="https://app.example.com/done",
+        check_data_source=False,
     )
 
 with test_dag("cdata_test_edit", params={"connection_id": ""}):

@@ -7,14 +7,13 @@ headless Chromium. One set of services serves the whole module (starting one cos
 What ``airflow dags test`` cannot show and this does: the sensor's trigger is serialised, stored and
 rebuilt from its classpath in the triggerer process; the deferred task holds no worker slot while a
 person fills in the connect page; the connect URL travels through XCom and the REST API; the scheduler
-creates and runs a scheduled, mapped run; a cleanup waits for a person's approval, answered through
-the REST API, and then deletes exactly what it showed; the task logs the api-server serves hold no
-secret.
+creates and runs a scheduled, mapped run; a cleanup and an offboarding wait for a person's approval,
+answered through the REST API, and then delete exactly what they showed; the task logs the api-server
+serves hold no secret.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections import Counter
@@ -46,6 +45,7 @@ pytestmark = pytest.mark.e2e
 ONBOARDING = "cdata_customer_onboarding"
 REFRESH = "cdata_metadata_refresh"
 CLEANUP = "cdata_stale_connection_cleanup"
+OFFBOARDING = "cdata_customer_offboarding"
 APPROVE_REJECT = ["Approve", "Reject"]
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 TRIGGER_CLASSPATH = "airflow_provider_cdata.triggers.ConnectionTrigger"
@@ -79,6 +79,7 @@ def test_every_service_is_healthy_and_only_the_api_server_listens_on_loopback(
         ONBOARDING,
         REFRESH,
         CLEANUP,
+        OFFBOARDING,
     }
 
     listening = listening_addresses(airflow_stack.pids())
@@ -110,7 +111,8 @@ def test_customer_connects_in_chromium_while_the_sensor_waits_deferred_in_the_re
 ) -> None:
     api, emulator = airflow_stack.api, e2e_cdata.emulator
     api.unpause(ONBOARDING)
-    conf = {"account_id": e2e_cdata.account_id, "data_source": "Salesforce", "redirect_url": APP_URL}
+    # The tenant's child account exists (the fixture made it with this external id): it is found.
+    conf = {"tenant_id": "e2e-customer", "data_source": "Salesforce", "redirect_url": APP_URL}
     run_id = api.trigger(ONBOARDING, conf=conf)
     external_id = f"onboarding-{run_id}"
 
@@ -144,6 +146,8 @@ def test_customer_connects_in_chromium_while_the_sensor_waits_deferred_in_the_re
     assert connection["id"] == landed["cdata_connection_id"]
     assert (connection["externalId"], connection["name"]) == (external_id, "Acme Salesforce")
     assert api.xcom(ONBOARDING, run_id, "report")["id"] == connection["id"]
+    assert api.xcom(ONBOARDING, run_id, "child_account")["id"] == e2e_cdata.account_id
+    assert emulator.counters.count("account_create") == 0
     # refresh_metadata cleared exactly the new connection, once, as its child account.
     clears = [
         cleared_id(record.path)
@@ -165,17 +169,18 @@ def test_customer_connects_in_chromium_while_the_sensor_waits_deferred_in_the_re
     assert_no_secret_in(logs, e2e_cdata, token, jwt_signature(token))
 
 
-def test_a_scheduled_metadata_refresh_clears_every_connection_of_each_account_once(
+def test_a_scheduled_metadata_refresh_clears_every_connection_of_every_account_once(
     airflow_stack: AirflowStack, e2e_cdata: E2ECData
 ) -> None:
     api, emulator = airflow_stack.api, e2e_cdata.emulator
-    accounts = [emulator.add_account(e2e_cdata.parent_id)["id"] for _ in range(2)]
-    seeded = {
-        account: [emulator.add_connection(account)["id"] for _ in range(count)]
-        for account, count in zip(accounts, (3, 2), strict=True)
-    }
-    # Set up the way an operator would: the Variable through the REST API, then unpause the DAG.
-    api.set_variable("cdata_account_ids", json.dumps(accounts))
+    for count in (3, 2):
+        account = emulator.add_account(e2e_cdata.parent_id)["id"]
+        for _ in range(count):
+            emulator.add_connection(account)
+    # Every child account, as List Accounts will answer: nothing to configure but unpausing the DAG.
+    accounts = [account["id"] for account in emulator.store.list_accounts(e2e_cdata.parent_id)]
+    seeded = {account: [c["id"] for c in emulator.connections(account)] for account in accounts}
+    clears_before = len(emulator.requests("clear_metadata"))
     api.unpause(REFRESH)
 
     # A past start_date and catchup=False: the scheduler itself creates the run of the latest interval.
@@ -183,22 +188,20 @@ def test_a_scheduled_metadata_refresh_clears_every_connection_of_each_account_on
 
     assert (run["state"], run["run_type"], run["triggered_by"]) == ("success", "scheduled", "timetable")
     run_id = run["dag_run_id"]
+    assert api.xcom(REFRESH, run_id, "child_accounts") == accounts
     states = {(ti["task_id"], ti["map_index"]): ti["state"] for ti in api.task_instances(REFRESH, run_id)}
     assert states == {
         ("child_accounts", -1): "success",
-        ("clear_metadata", 0): "success",
-        ("clear_metadata", 1): "success",
+        **{("clear_metadata", index): "success" for index in range(len(accounts))},
     }
     for index, account in enumerate(accounts):
         assert sorted(api.xcom(REFRESH, run_id, "clear_metadata", map_index=index)) == sorted(seeded[account])
     clears = [
         (cleared_id(record.path), (record.claims or {}).get("sub"), record.status)
-        for record in emulator.requests("clear_metadata")
-        if (record.claims or {}).get("sub") in accounts
+        for record in emulator.requests("clear_metadata")[clears_before:]
     ]
     expected = {(cid, account, 200) for account, ids in seeded.items() for cid in ids}
     assert Counter(clears) == Counter(expected), "one clear per connection, as its own child account"
-    assert {(emulator.connection(cid) or {}).get("metadataClears") for cid, _, _ in expected} == {1}
 
     assert_no_secret_in(api.run_logs(REFRESH, run_id), e2e_cdata)
 
@@ -250,19 +253,51 @@ def test_a_cleanup_waits_for_approval_then_deletes_exactly_the_connections_it_sh
     assert_no_secret_in(logs, e2e_cdata)
 
 
+def test_an_offboarding_waits_for_approval_then_deletes_the_connections_and_the_account(
+    airflow_stack: AirflowStack, e2e_cdata: E2ECData
+) -> None:
+    api, emulator = airflow_stack.api, e2e_cdata.emulator
+    account = emulator.add_account(e2e_cdata.parent_id, external_id="leaving-e2e")["id"]
+    shown = [emulator.add_connection(account, "Salesforce", name=f"theirs {i}")["id"] for i in range(2)]
+    api.unpause(OFFBOARDING)
+    run_id = api.trigger(OFFBOARDING, conf={"tenant_id": "leaving-e2e", "dry_run": False})
+
+    wait_for_approval_request(api, run_id, OFFBOARDING, "approve_offboarding")
+    detail = api.hitl_detail(OFFBOARDING, run_id, "approve_offboarding")
+    assert detail["subject"] == "Offboard leaving-e2e: delete its child account and 2 connections?"
+    assert UUID.findall(detail["body"]) == [account, *shown]
+    assert deletes_in(e2e_cdata, account) == []
+    assert emulator.counters.count("account_delete") == 0
+
+    api.respond(OFFBOARDING, run_id, "approve_offboarding", ["Approve"])
+    run = api.wait_for_run(OFFBOARDING, run_id)
+
+    assert run["state"] == "success"
+    assert deletes_in(e2e_cdata, account) == shown
+    assert api.xcom(OFFBOARDING, run_id, "delete_account") == [account]
+    assert emulator.store.find_account(e2e_cdata.parent_id, account) is None
+    logs = api.run_logs(OFFBOARDING, run_id)
+    assert logs.pop("no_approval_needed") == ""
+    assert_no_secret_in(logs, e2e_cdata)
+
+
 # -- helpers ------------------------------------------------------------------------------------------
 def wait_for_approval_request(
-    api: AirflowAPI, run_id: str, task_id: str = "approve_deletion", timeout: float = 60.0
+    api: AirflowAPI,
+    run_id: str,
+    dag_id: str = CLEANUP,
+    task_id: str = "approve_deletion",
+    timeout: float = 60.0,
 ) -> dict[str, Any]:
     """The approval task once it waits for a person: Airflow 3.3 parks it in awaiting_input; 3.1 and
     3.2 defer it to the HITLTrigger in the triggerer."""
     deadline = time.monotonic() + timeout
     while True:
-        ti = api.task_instance(CLEANUP, run_id, task_id)
+        ti = api.task_instance(dag_id, run_id, task_id)
         if ti["state"] in ("awaiting_input", "deferred"):
             return ti
         if ti["state"] in TERMINAL_TASK_STATES:
-            report = "\n".join(api.run_logs(CLEANUP, run_id).values())
+            report = "\n".join(api.run_logs(dag_id, run_id).values())
             raise AssertionError(f"{task_id} ended {ti['state']} without asking anyone:\n{report}")
         assert time.monotonic() < deadline, f"{task_id} still {ti['state']} after {timeout:.0f} s"
         time.sleep(0.2)
