@@ -80,7 +80,9 @@ def readme_blocks() -> list[Block]:
 
 KINDS: dict[str, Callable[[Block], bool]] = {
     "two commands": lambda b: "./scripts/demo.sh" in b.text and "./scripts/test.sh" in b.text,
-    "demo output": lambda b: b.language == "" and "Demo OK: every run of the four example DAGs succeeded." in b.text,
+    "demo output": lambda b: (
+        b.language == "" and "Demo OK: every run of the four example DAGs succeeded." in b.text
+    ),
     "key pair": lambda b: b.text.startswith("openssl genpkey"),
     "connection": lambda b: b.text.startswith("export AIRFLOW_CONN_CDATA_DEFAULT="),
     "operators": lambda b: (
