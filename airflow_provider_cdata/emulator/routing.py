@@ -157,11 +157,19 @@ class EmulatorMiddleware:
         async def wrapped(message: Message) -> None:
             if message["type"] == "http.response.start":
                 record.status = message["status"]
+                if _empty_body(message):
+                    # Delete and Clear Metadata answer no body: the client has the whole answer with
+                    # the headers, before the (empty) body message below is even sent.
+                    self.ctx.counters.finished(record)
             elif message["type"] == "http.response.body" and not message.get("more_body", False):
                 self.ctx.counters.finished(record)
             await send(message)
 
         return wrapped
+
+
+def _empty_body(start: Message) -> bool:
+    return any(k.lower() == b"content-length" and v.strip() == b"0" for k, v in start.get("headers", []))
 
 
 def _fault_response(rule: FaultRule) -> Response:

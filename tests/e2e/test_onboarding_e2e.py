@@ -14,20 +14,35 @@ serves hold no secret.
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from playwright.sync_api import Page
 
 from airflow_provider_cdata import DEFAULT_MAX_RETRIES, get_provider_info
-from tests.e2e.api import TERMINAL_TASK_STATES, AirflowAPI
+from airflow_provider_cdata.emulator import KeyPair, complete_flow
+from tests.e2e import airflow_ui
 from tests.e2e.browser import fill_and_save
+from tests.e2e.checks import (
+    CLEANUP,
+    ONBOARDING,
+    assert_no_secret_in,
+    assert_no_worker_runs,
+    cleared_id,
+    deletes_in,
+    triggerer_polls,
+    wait_for_approval_request,
+    wait_for_trigger_polls,
+    wait_until_the_scheduler_saw_it_park,
+    wait_until_triggerer_holds,
+)
 from tests.e2e.conftest import E2ECData
 from tests.e2e.harness import (
     ADMIN_USER,
@@ -38,21 +53,18 @@ from tests.e2e.harness import (
     leaked_secrets,
     pem_body_lines,
 )
-from tests.e2e.processes import command_lines, listening_addresses
+from tests.e2e.processes import listening_addresses
 
 pytestmark = pytest.mark.e2e
 
-ONBOARDING = "cdata_customer_onboarding"
 REFRESH = "cdata_metadata_refresh"
-CLEANUP = "cdata_stale_connection_cleanup"
 OFFBOARDING = "cdata_customer_offboarding"
 APPROVE_REJECT = ["Approve", "Reject"]
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 TRIGGER_CLASSPATH = "airflow_provider_cdata.triggers.ConnectionTrigger"
 # The customer's app. Not on loopback: the browser fixture answers it with a stub page, offline.
 APP_URL = "https://app.example.com/onboarded?customer=42"
-IDLE_WORKER = "airflow worker -- LocalExecutor: <idle>"
-CLEARED_ID = re.compile(r"/connection/([^/]+)/metadata$")
+POKE_WINDOW = 5.0  # seconds of polls counted while all ten wait (the DAG polls every second here)
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +125,7 @@ def test_customer_connects_in_chromium_while_the_sensor_waits_deferred_in_the_re
     api.unpause(ONBOARDING)
     # The tenant's child account exists (the fixture made it with this external id): it is found.
     conf = {"tenant_id": "e2e-customer", "data_source": "Salesforce", "redirect_url": APP_URL}
+    since = len(emulator.requests("list"))
     run_id = api.trigger(ONBOARDING, conf=conf)
     external_id = f"onboarding-{run_id}"
 
@@ -128,8 +141,8 @@ def test_customer_connects_in_chromium_while_the_sensor_waits_deferred_in_the_re
     pool = api.pool()
     assert (pool["running_slots"], pool["occupied_slots"], pool["deferred_slots"]) == (0, 0, 1), pool
     assert_no_worker_runs(airflow_stack, sensor["id"])
-    polls = wait_for_trigger_polls(api, run_id, e2e_cdata, at_least=2)
-    assert all(poll.claims and poll.claims["sub"] == e2e_cdata.account_id for poll in polls)
+    polls = wait_for_trigger_polls(api, run_id, e2e_cdata, at_least=2, since=since)
+    assert all(not poll.query for poll in polls), "the shared poll lists the account; the trigger filters"
     assert api.task_instance(ONBOARDING, run_id, "wait_for_connection")["state"] == "deferred"
 
     screenshot = artifacts_dir / "onboarding-connect-page.png"
@@ -204,6 +217,35 @@ def test_a_scheduled_metadata_refresh_clears_every_connection_of_every_account_o
     assert Counter(clears) == Counter(expected), "one clear per connection, as its own child account"
 
     assert_no_secret_in(api.run_logs(REFRESH, run_id), e2e_cdata)
+
+
+def test_ten_onboardings_of_one_account_share_one_poll_in_the_real_triggerer(
+    airflow_stack: AirflowStack, e2e_cdata: E2ECData
+) -> None:
+    """Ten runs of one child account deferred at once: the triggerer's ten ConnectionTriggers share one
+    List Connections per poke interval (1 s here), and each resumes on its own customer's connection."""
+    api, emulator = airflow_stack.api, e2e_cdata.emulator
+    api.unpause(ONBOARDING)
+    conf = {"tenant_id": "e2e-customer", "data_source": "Salesforce", "redirect_url": APP_URL}
+    run_ids = [api.trigger(ONBOARDING, conf=conf) for _ in range(10)]
+    for run_id in run_ids:
+        wait_until_triggerer_holds(api, run_id, "wait_for_connection", timeout=120)
+    links = {run_id: api.xcom(ONBOARDING, run_id, "create_connect_link") for run_id in run_ids}
+
+    # All ten wait in the triggerer: count its polls of the account over a few poke intervals.
+    since, started = len(emulator.requests("list")), time.monotonic()
+    time.sleep(POKE_WINDOW)
+    polls, elapsed = len(triggerer_polls(e2e_cdata, e2e_cdata.account_id, since)), time.monotonic() - started
+    assert {api.task_instance(ONBOARDING, r, "wait_for_connection")["state"] for r in run_ids} == {"deferred"}
+    # Polling on its own, each trigger would make one call a second: ~10 a second.
+    assert 1 <= polls <= 2 * elapsed, f"{polls} List Connections in {elapsed:.1f} s for 10 waiting triggers"
+
+    landed = {run_id: complete_flow(url, name=f"Customer {run_id[-6:]}") for run_id, url in links.items()}
+    for run_id in run_ids:
+        assert api.wait_for_run(ONBOARDING, run_id, timeout=120)["state"] == "success"
+        connection = api.xcom(ONBOARDING, run_id, "wait_for_connection")
+        assert connection["id"] == landed[run_id]["cdata_connection_id"]
+        assert connection["externalId"] == f"onboarding-{run_id}"
 
 
 def test_a_cleanup_waits_for_approval_then_deletes_exactly_the_connections_it_showed(
@@ -283,133 +325,89 @@ def test_an_offboarding_waits_for_approval_then_deletes_the_connections_and_the_
     assert_no_secret_in(logs, e2e_cdata)
 
 
-# -- helpers ------------------------------------------------------------------------------------------
-def wait_for_approval_request(
-    api: AirflowAPI,
-    run_id: str,
-    dag_id: str = CLEANUP,
-    task_id: str = "approve_deletion",
-    timeout: float = 60.0,
-) -> dict[str, Any]:
-    """The approval task once it waits for a person: Airflow 3.3 parks it in awaiting_input; 3.1 and
-    3.2 defer it to the HITLTrigger in the triggerer."""
-    deadline = time.monotonic() + timeout
-    while True:
-        ti = api.task_instance(dag_id, run_id, task_id)
-        if ti["state"] in ("awaiting_input", "deferred"):
-            return ti
-        if ti["state"] in TERMINAL_TASK_STATES:
-            report = "\n".join(api.run_logs(dag_id, run_id).values())
-            raise AssertionError(f"{task_id} ended {ti['state']} without asking anyone:\n{report}")
-        assert time.monotonic() < deadline, f"{task_id} still {ti['state']} after {timeout:.0f} s"
-        time.sleep(0.2)
-
-
-def wait_until_the_scheduler_saw_it_park(
-    stack: AirflowStack, dag_id: str, run_id: str, task_id: str, timeout: float = 20.0
+def test_a_cdata_connection_made_in_the_airflow_ui_form_passes_its_test_and_a_wrong_key_is_named(
+    airflow_stack: AirflowStack, e2e_cdata: E2ECData, other_keys: KeyPair, page: Page, artifacts_dir: Path
 ) -> None:
-    """Until the scheduler has the executor's event for the process that parked the approval task.
+    """Issue 17, item 5: what a user does in Airflow's own UI, in Chromium, on every version of the matrix.
 
-    Why: Airflow (seen on 3.3.2) fails a HITL task answered before that event arrives. The answer
-    re-queues the task at once; the parking process's "success" event then finds it queued, and the
-    scheduler marks it failed ("state changed externally"). A person takes longer than the second
-    this takes; a test does not. Every supported version logs the event in the same words.
+    The form is the one the running api-server draws (3.2+ from the provider info, 3.1 from the hook);
+    its Test button runs the hook's ``test_connection`` in the api-server, against the emulator. Where
+    Airflow's Test button refuses every connection without a port before any hook runs (3.3.2:
+    ``airflow_ui.button_refuses_connections_without_a_port``), the test proves the refusal the user sees
+    and runs the same ``test_connection`` on the connection the form saved with ``airflow connections
+    test``. Screenshots: ``artifacts/form-<airflow version>/``.
     """
-    event = re.compile(
-        r"Received executor event with state \w+ for task instance TaskInstanceKey\("
-        + re.escape(f"dag_id='{dag_id}', task_id='{task_id}', run_id='{run_id}'")
+    import airflow
+
+    shots = artifacts_dir.parent / f"form-{airflow.__version__}"
+    shutil.rmtree(shots, ignore_errors=True)
+    shots.mkdir(parents=True)
+    refuses_portless = airflow_ui.button_refuses_connections_without_a_port()
+    page.set_viewport_size({"width": 1280, "height": 1000})
+    api, conn_id = airflow_stack.api, "cdata_from_the_form"
+    # Its own child account, so the other tests' counts of the emulator's calls are not touched.
+    account_id = e2e_cdata.emulator.add_account(e2e_cdata.parent_id, external_id="form-user")["id"]
+    airflow_ui.sign_in(page, airflow_stack.api_url, api.username, api.password)
+
+    dialog = airflow_ui.add_cdata_connection(
+        page,
+        conn_id,
+        host=e2e_cdata.base_url,
+        login=e2e_cdata.parent_id,
+        private_pem=e2e_cdata.keys.private_pem,
+        account_id=account_id,
+        screenshot=shots / "1-add-form.png",
     )
-    deadline = time.monotonic() + timeout
-    while not event.search(stack.service_log("scheduler")):
-        assert time.monotonic() < deadline, f"the scheduler never heard that {task_id} parked"
-        time.sleep(0.2)
+    dialog.screenshot(path=str(shots / "1-add-form-extras.png"))
+    stored = airflow_ui.save(page, dialog, "POST")
+    assert (stored["conn_type"], stored["host"], stored["login"]) == (
+        "cdata",
+        e2e_cdata.base_url,
+        e2e_cdata.parent_id,
+    )
+    assert json.loads(stored["extra"])["account_id"] == account_id
+    assert stored["password"] != e2e_cdata.keys.private_pem, "the api-server answers with the key masked"
 
+    passed = airflow_ui.press_test(page, conn_id)
+    if refuses_portless:  # Airflow 3.3.2: the button cannot test it; the CLI runs the same test
+        assert passed.refused, passed
+        assert "differs from the stored connection" in passed.message, passed.message
+        airflow_ui.result_icon(page, conn_id, "red").wait_for()
+        # All the user is shown: the api-server's reason is in the answer only.
+        page.get_by_text("Bad Request").first.wait_for()
+        page.screenshot(path=str(shots / "2-test-refused-by-airflow.png"))
+        passed = airflow_ui.cli_test(airflow_stack, conn_id, "connections-test-good-key")
+    else:
+        assert passed.status, passed.message
+        assert passed.message.startswith(f"Connected to {e2e_cdata.base_url}"), passed.message
+        airflow_ui.result_icon(page, conn_id, "green").wait_for()
+        page.screenshot(path=str(shots / "2-test-passed.png"))
+    assert passed.status, passed.message
+    tested = [r for r in e2e_cdata.emulator.requests("list") if (r.claims or {}).get("sub") == account_id]
+    assert tested, "the Test button reached the emulator"
 
-def deletes_in(cdata: E2ECData, account_id: str) -> list[str]:
-    """The connection ids the services deleted as ``account_id``, in order, from the emulator's log."""
-    return [
-        record.path.rsplit("/", 1)[-1]
-        for record in cdata.emulator.requests("delete")
-        if (record.claims or {}).get("sub") == account_id
-    ]
-
-
-def wait_until_triggerer_holds(
-    api: AirflowAPI, run_id: str, task_id: str, timeout: float = 60.0
-) -> dict[str, Any]:
-    """The task instance once it is deferred and the triggerer has taken its trigger."""
-    api.wait_for_task_state(ONBOARDING, run_id, task_id, "deferred", timeout)
-    deadline = time.monotonic() + timeout
-    while True:
-        ti = api.task_instance(ONBOARDING, run_id, task_id)
-        job = ti.get("triggerer_job") or {}
-        if ti["state"] == "deferred" and job.get("job_type") == "TriggererJob":
-            return ti
-        assert ti["state"] == "deferred", f"{task_id} left deferred before the customer saved: {ti}"
-        assert time.monotonic() < deadline, f"no triggerer took {task_id}'s trigger: {ti}"
-        time.sleep(0.2)
-
-
-def assert_no_worker_runs(stack: AirflowStack, ti_id: str, timeout: float = 10.0) -> None:
-    """No process of the stack runs the task instance, and every LocalExecutor worker is idle.
-
-    A running task is visible in process titles: its LocalExecutor worker is retitled
-    "airflow worker -- LocalExecutor: <ti id>" and the task process "airflow worker -- <ti id>". The
-    worker retitles itself "<idle>" a moment after the task deferred, hence the short wait.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        titles = command_lines(stack.pids())
-        workers = [title for title in titles.values() if title.startswith("airflow worker -- LocalExecutor")]
-        running = [title for title in titles.values() if ti_id in title]
-        if workers and not running and all(title == IDLE_WORKER for title in workers):
-            return
-        assert time.monotonic() < deadline, f"a worker still runs {ti_id}: {running or workers}"
-        time.sleep(0.2)
-
-
-def wait_for_trigger_polls(
-    api: AirflowAPI, run_id: str, cdata: E2ECData, at_least: int, timeout: float = 30.0
-) -> list[Any]:
-    """The triggerer's List Connections calls for this run (the hook's async client, httpx), while the
-    sensor stays deferred. A triggerer that cannot load or run the trigger fails the task: say so."""
-    deadline = time.monotonic() + timeout
-    while True:
-        polls = [
-            record
-            for record in cdata.emulator.requests("list")
-            if "httpx" in record.user_agent and record.query.get("externalId") == f"onboarding-{run_id}"
-        ]
-        if len(polls) >= at_least:
-            return polls
-        ti = api.task_instance(ONBOARDING, run_id, "wait_for_connection")
-        if ti["state"] != "deferred":
-            log = api.task_log(ONBOARDING, run_id, "wait_for_connection", max(ti["try_number"], 1))
-            raise AssertionError(f"the sensor left deferred ({ti['state']}) before the save:\n{log}")
-        assert time.monotonic() < deadline, f"the triggerer polled {len(polls)} times, not {at_least}"
-        time.sleep(0.2)
-
-
-def cleared_id(path: str) -> str:
-    match = CLEARED_ID.search(path)
-    assert match, path
-    return match.group(1)
-
-
-def assert_no_secret_in(logs: dict[str, str], cdata: E2ECData, *secrets: str) -> None:
-    """No minted JWT, no private key line, none of ``secrets`` and nothing token-like in any task log.
-
-    Why this is a real check: Airflow 3.3 already replaces every "eyJ..." run in a log's string fields
-    (any whole JWT) with "eyJ***", so looking for whole JWTs would pass without any masking of ours.
-    This looks for (1) each JWT the emulator received, verbatim and by its signature alone, which does
-    not start with "eyJ" (the e2e_cdata fixture's middleware records them), plus the connect URL's
-    token and its signature passed in ``secrets``; (2) every base64 line of the private key, which no
-    Airflow redaction knows; and (3) any random-looking base64url value at all (harness.OPAQUE_VALUE):
-    a token minted but never sent, a key fragment cut differently, a secret in a non-string field.
-    """
-    tokens = sorted(cdata.bearer_tokens)
-    assert tokens, "the services called the emulator with minted JWTs"
-    assert [task for task, log in logs.items() if not log] == [], "every task has a log to scan"
-    known = [*tokens, *map(jwt_signature, tokens), *pem_body_lines(cdata.keys.private_pem), *secrets]
-    leaks = {task: found for task, log in logs.items() if (found := leaked_secrets(log, known))}
-    assert leaks == {}
+    # The same connection, edited to a key the emulator has never seen: the message says why.
+    dialog = airflow_ui.open_edit(page, conn_id)
+    dialog.get_by_label(airflow_ui.PASSWORD).fill(other_keys.private_pem)
+    dialog.screenshot(path=str(shots / "3-edit-other-key.png"))
+    airflow_ui.save(page, dialog, "PATCH")
+    failed = airflow_ui.press_test(page, conn_id)
+    if refuses_portless:
+        assert failed.refused, failed
+        failed = airflow_ui.cli_test(airflow_stack, conn_id, "connections-test-unknown-key")
+    else:
+        airflow_ui.result_icon(page, conn_id, "red").wait_for()
+        page.get_by_text("signature does not match the registered public key").first.wait_for()
+        page.screenshot(path=str(shots / "4-test-failed.png"))
+    assert not failed.status
+    assert "HTTP 401" in failed.message, failed.message
+    assert "signature does not match the registered public key" in failed.message, failed.message
+    assert e2e_cdata.parent_id in failed.message, "it names the parent account the key must belong to"
+    known = [*pem_body_lines(other_keys.private_pem), *pem_body_lines(e2e_cdata.keys.private_pem)]
+    assert leaked_secrets(failed.message + passed.message, known) == []
+    expected = (
+        ["2-test-refused-by-airflow.png"] if refuses_portless else ["2-test-passed.png", "4-test-failed.png"]
+    )
+    assert sorted(path.name for path in shots.glob("*.png")) == sorted(
+        ["1-add-form.png", "1-add-form-extras.png", "3-edit-other-key.png", *expected]
+    )
