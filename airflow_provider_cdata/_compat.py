@@ -117,6 +117,26 @@ def dag_bag(dag_folder: str) -> Any:
     return dag_bag_class()(dag_folder=dag_folder)
 
 
+# -- human in the loop: the standard provider's ApprovalOperator (Airflow 3.1+) ---------------------------
+HITL_MODULE = "airflow.providers.standard.operators.hitl"
+
+
+def approval_operator_class() -> type[Any] | None:
+    """Airflow's own ``ApprovalOperator``, or None where this Airflow has none.
+
+    Imported when called, not with this module: only a DAG that asks for approval pays for the HITL
+    operators and their trigger. The standard provider before its HITL release has no such module;
+    on an Airflow before 3.1 the module exists but refuses to load (AirflowOptionalProviderFeatureException,
+    an AirflowException).
+    """
+    try:
+        module = importlib.import_module(HITL_MODULE)
+    except (ImportError, AirflowException):
+        return None
+    approval: type[Any] | None = getattr(module, "ApprovalOperator", None)
+    return approval
+
+
 # -- the in-process supervisor (dag.test(), `airflow tasks test`) ----------------------------------------
 # Airflow's mask_secret adds a secret to this process's masker, then sends MaskSecret(value=<the secret>)
 # to the supervisor. A real supervisor is another process and logs that message without its body. Under
@@ -196,6 +216,7 @@ __all__ = [
     "AirflowSensorTimeout",
     "BaseHook",
     "amask_secret",
+    "approval_operator_class",
     "conf",
     "dag_bag",
     "dag_bag_class",

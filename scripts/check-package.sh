@@ -3,7 +3,7 @@
 # does), `twine check` them, check what the wheel carries, install it into a clean venv the way README.md
 # tells users to, and from there, with no checkout on the path: the smoke check (scripts/smoke.py: airflow
 # version, providers list / hooks, db migrate, the emulator, connections test, the api-server) and the demo
-# (scripts/demo.py: the three example DAGs against the emulator).
+# (scripts/demo.py: the four example DAGs against the emulator).
 #
 #   AIRFLOW_VERSION  the Airflow installed beside the wheel (default: bootstrap.sh's), with its minor's pins
 #   KEEP=1           keep the work folder (it is also kept when a step fails)

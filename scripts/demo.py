@@ -1,11 +1,14 @@
-"""The demo behind ``scripts/demo.sh``: the three example DAGs, run by Airflow against the emulator.
+"""The demo behind ``scripts/demo.sh``: the four example DAGs, run by Airflow against the emulator.
 
 1. Starts ``python -m airflow_provider_cdata.emulator --demo`` on a free port (a generated parent key
    pair and child account) and seeds a few connections, some of them stale.
 2. Points ``cdata_default`` at it (``AIRFLOW_CONN_CDATA_DEFAULT``) in a fresh AIRFLOW_HOME on SQLite.
-3. Runs, with Airflow's ``dag.test()``: ``cdata_metadata_refresh``; ``cdata_customer_onboarding`` while
-   a simulated customer reads the connect link from XCom and completes the connect page once the
-   deferred sensor's trigger is polling; ``cdata_stale_connection_cleanup`` as a dry run, then for real.
+3. Runs, with Airflow's ``dag.test()``: ``cdata_metadata_refresh`` (every child account);
+   ``cdata_customer_onboarding`` for a new tenant (its child account is created) while a simulated
+   customer reads the connect link from XCom and completes the connect page once the deferred
+   sensor's trigger is polling; ``cdata_stale_connection_cleanup`` and ``cdata_customer_offboarding``
+   (that tenant leaves) as dry runs, then for real (without their approval step: dag.test() has no
+   one to ask).
 4. Prints what each run did, and stops the emulator. Airflow's own log goes to .demo/airflow.log.
 """
 
@@ -190,24 +193,34 @@ class Customer(threading.Thread):
         )
 
 
-# -- the three runs -----------------------------------------------------------------------------------
+# -- the runs ---------------------------------------------------------------------------------------
 def demo_refresh(root: str) -> bool:
     run_ = run("cdata_metadata_refresh")
+    accounts = xcom(run_, "child_accounts") or []
     cleared = xcom(run_, "clear_metadata", map_index=0) or []
     say(f"1. cdata_metadata_refresh: {outcome(run_)}")
+    say(f"   List Accounts: {len(accounts)} child account(s), no Variable to keep up to date")
     say(f"   cleared the metadata cache of {len(cleared)} connections of the demo child account")
     return str(run_.state) == "success" and len(cleared) == 5
 
 
-def demo_onboarding(root: str, account_id: str) -> bool:
+TENANT = {"tenant_id": "acme-corp", "tenant_name": "Acme Corp"}
+
+
+def demo_onboarding(root: str) -> bool:
     customer = Customer(root)
     customer.start()
-    run_ = run("cdata_customer_onboarding", {"account_id": account_id, "data_source": "Salesforce"})
+    run_ = run("cdata_customer_onboarding", {**TENANT, "data_source": "salesforce"})
     customer.join(timeout=120)
+    account = xcom(run_, "child_account") or {}
     link = str(xcom(run_, "create_connect_link") or "")
     connection = xcom(run_, "wait_for_connection") or {}
     polls = customer.result.get("trigger_polls_before_save", 0)
     say(f"2. cdata_customer_onboarding: {outcome(run_)}")
+    say(
+        f"   child account {account.get('accountName')!r} ({account.get('id')}) for tenant "
+        f"{account.get('externalId')!r}; 'salesforce' checked against List Data Sources"
+    )
     say(f"   connect link in XCom for the app: {link.split('token=')[0]}token=*** (masked in the logs)")
     say(
         f"   the sensor deferred: its trigger polled CData {polls} time(s) before the customer saved the page"
@@ -223,11 +236,28 @@ def demo_cleanup() -> bool:
     stale = [c["name"] for c in xcom(dry, "find_stale_connections") or []]
     say(f"3. cdata_stale_connection_cleanup (dry run, the default): {outcome(dry)}")
     say(f"   stale for 90+ days: {stale}; deleted: {xcom(dry, 'delete_stale_connections')}")
-    real = run("cdata_stale_connection_cleanup", {"dry_run": False})
+    # dag.test() waits for a person's answer that only an api-server can take (tests/e2e gives it through
+    # the REST API): here the approval step is turned off for the run.
+    real = run("cdata_stale_connection_cleanup", {"dry_run": False, "require_approval": False})
     deleted = xcom(real, "delete_stale_connections") or []
-    say(f"   again with dry_run=false: {outcome(real)}")
+    say(f"   again with dry_run=false, require_approval=false (no one to ask here): {outcome(real)}")
     say(f"   deleted {len(deleted)} connections: {deleted}")
     return str(dry.state) == str(real.state) == "success" and len(deleted) == len(stale) == 2
+
+
+def demo_offboarding() -> bool:
+    dry = run("cdata_customer_offboarding", {"tenant_id": TENANT["tenant_id"]})
+    listed = [c["name"] for c in xcom(dry, "list_connections") or []]
+    say(f"4. cdata_customer_offboarding (dry run, the default): {outcome(dry)}")
+    say(f"   tenant {TENANT['tenant_id']!r} would lose its child account and connections {listed}")
+    # As for the cleanup: no one to approve under dag.test(), so the run goes around the approval step.
+    real = run("cdata_customer_offboarding", {**TENANT, "dry_run": False, "require_approval": False})
+    deleted = xcom(real, "delete_connections") or []
+    accounts = xcom(real, "delete_account") or []
+    say(f"   again with dry_run=false, require_approval=false: {outcome(real)}")
+    say(f"   deleted {len(deleted)} connection(s), then child account(s) {accounts}")
+    succeeded = str(dry.state) == str(real.state) == "success"
+    return succeeded and len(deleted) == len(listed) == 1 == len(accounts)
 
 
 def main() -> int:
@@ -244,14 +274,14 @@ def main() -> int:
         with airflow_output_to(WORK / "airflow.log"):
             db.resetdb()
         say(f"Airflow metadata database: SQLite in {WORK / 'airflow-home'}\n")
-        results = [demo_refresh(root), demo_onboarding(root, account_id), demo_cleanup()]
+        results = [demo_refresh(root), demo_onboarding(root), demo_cleanup(), demo_offboarding()]
         left = [c["name"] for c in requests.get(f"{root}/_emulator/state", timeout=10).json()["connections"]]
         say(f"\nConnections left in the emulator: {left}")
     finally:
         stop_process(emulator.process, signal.SIGTERM)  # one signal; killed if it does not stop
         say(f"Emulator stopped. Airflow's log: {WORK / 'airflow.log'}")
     if all(results):
-        say("Demo OK: all three DAG runs succeeded.")
+        say("Demo OK: every run of the four example DAGs succeeded.")
         return 0
     say("Demo FAILED: see above and .demo/airflow.log")
     return 1

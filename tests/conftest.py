@@ -20,7 +20,7 @@ import pytest
 import requests
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from airflow_provider_cdata.emulator import Emulator, KeyPair, generate_key_pair
+from airflow_provider_cdata.emulator import Emulator, KeyPair, complete_flow, generate_key_pair
 
 if TYPE_CHECKING:  # the hook imports Airflow: not before AIRFLOW_HOME is set below
     from airflow_provider_cdata.hooks import CDataHook, RetryPolicy
@@ -105,6 +105,21 @@ class CData:
         answer.raise_for_status()
         url: str = answer.json()["redirectURL"]
         return url
+
+    def reauthenticate(self, connection_id: str, account_id: str | None = None) -> dict[str, Any]:
+        """The customer opens the connection's Edit link (asked for over HTTP) and saves it again, as
+        after a password change: CData stamps a new ``lastModified``. Returns the connection then."""
+        answer = requests.post(
+            f"{self.base_url}/poweredby/connection/edit/{connection_id}",
+            json={"redirectURL": "https://app.example.com/done"},
+            headers=self.headers(sub=account_id or self.account_id),
+            timeout=10,
+        )
+        answer.raise_for_status()
+        complete_flow(answer.json()["redirectURL"])
+        connection = self.emulator.connection(connection_id)
+        assert connection is not None
+        return connection
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ is "unknown" for every request (issue 17). The names must hold on every FastAPI 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 import fastapi
@@ -107,7 +107,7 @@ def test_an_answer_without_a_body_is_logged_before_its_headers_go_out(
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         if message["type"] == "http.response.start":
             assert dict(message["headers"])[b"content-length"] == b"0"
             seen_at_headers.append(cdata.emulator.counters.count(route, message["status"]))

@@ -3,7 +3,7 @@ against the emulator."""
 
 from __future__ import annotations
 
-import json
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,7 +20,12 @@ from tests.conftest import REPO, CData
 from tests.dag_runner import init_airflow_db, run_dag
 
 EXAMPLES = REPO / "dags_examples"
-EXAMPLE_IDS = ("cdata_metadata_refresh", "cdata_customer_onboarding", "cdata_stale_connection_cleanup")
+EXAMPLE_IDS = (
+    "cdata_metadata_refresh",
+    "cdata_customer_onboarding",
+    "cdata_stale_connection_cleanup",
+    "cdata_customer_offboarding",
+)
 
 
 def test_example_dags_parse_without_errors_and_document_themselves() -> None:
@@ -74,20 +79,23 @@ def test_metadata_refresh_clears_every_connection_of_each_account(airflow_conn: 
     assert emu.counters.count("clear_metadata", 200) == 5
 
 
-def test_metadata_refresh_reads_the_accounts_variable_or_falls_back_to_the_connection(
-    airflow_conn: CData, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_metadata_refresh_covers_every_child_account_by_default(airflow_conn: CData) -> None:
     emu = airflow_conn.emulator
     other = emu.add_account(airflow_conn.parent_id)["id"]
     theirs = emu.add_connection(other)["id"]
     ours = emu.add_connection(airflow_conn.account_id)["id"]
-    monkeypatch.setenv("AIRFLOW_VAR_CDATA_ACCOUNT_IDS", json.dumps([other]))
-    from_variable = run_dag("cdata_metadata_refresh")
-    assert from_variable.xcom("clear_metadata", map_index=0) == [theirs]
 
-    monkeypatch.delenv("AIRFLOW_VAR_CDATA_ACCOUNT_IDS")
-    from_connection = run_dag("cdata_metadata_refresh")
-    assert from_connection.xcom("clear_metadata", map_index=0) == [ours]
+    result = run_dag("cdata_metadata_refresh")
+
+    assert result.state == "success"
+    assert result.xcom("child_accounts") == [airflow_conn.account_id, other], "from List Accounts"
+    assert result.xcom("clear_metadata", map_index=0) == [ours]
+    assert result.xcom("clear_metadata", map_index=1) == [theirs]
+    assert emu.counters.count("account_list") == 1
+
+    narrowed = run_dag("cdata_metadata_refresh", {"account_ids": [other]})
+    assert narrowed.xcom("clear_metadata", map_index=0) == [theirs]
+    assert emu.counters.count("account_list") == 1, "the param narrows it: no listing"
 
 
 # -- customer onboarding ------------------------------------------------------------------------------
@@ -145,14 +153,19 @@ def test_customer_onboarding_waits_deferred_for_the_customer_then_refreshes(
     with customer_once_the_trigger_polls(airflow_conn) as customer:
         result = run_dag(
             "cdata_customer_onboarding",
-            {"account_id": airflow_conn.account_id, "data_source": "Salesforce"},
+            {"tenant_id": "tenant-42", "tenant_name": "Tenant 42", "data_source": "salesforce"},
         )
     assert result.state == "success"
+    account = result.xcom("child_account")
+    assert (account["externalId"], account["accountName"]) == ("tenant-42", "Tenant 42"), "created"
     assert customer["trigger_polls_before_save"] >= 1, "the sensor deferred: the triggerer was polling"
     connection = result.xcom("wait_for_connection")
     assert connection["id"] == customer["params"]["cdata_connection_id"]
     assert connection["externalId"] == f"onboarding-{result.run_id}"
     assert result.xcom("refresh_metadata") == [connection["id"]]
+    stored = airflow_conn.emulator.connection(connection["id"])
+    assert stored is not None
+    assert (stored["accountId"], stored["dataSource"]) == (account["id"], "Salesforce"), "in the new account"
     assert airflow_conn.emulator.connection(connection["id"])["metadataClears"] == 1  # type: ignore[index]
     assert result.xcom("report") == connection
     assert result.xcom("create_connect_link") == customer["url"], "the app reads the link from XCom"
@@ -164,6 +177,18 @@ def test_customer_onboarding_waits_deferred_for_the_customer_then_refreshes(
     assert token not in logs, "the connect-URL token is masked in the logs"
 
 
+def test_customer_onboarding_reuses_the_tenants_account_and_refuses_an_unknown_data_source(
+    airflow_conn: CData,
+) -> None:
+    result = run_dag("cdata_customer_onboarding", {"tenant_id": "customer-1", "data_source": "Salesfroce"})
+    assert result.state == "failed"
+    states = result.task_states()
+    assert (states["child_account"], states["create_connect_link"]) == ("success", "failed")
+    assert result.xcom("child_account")["id"] == airflow_conn.account_id, "the existing account"
+    assert airflow_conn.emulator.counters.count("account_create") == 0
+    assert airflow_conn.emulator.counters.count("create") == 0, "no link minted for an unknown source"
+
+
 # -- stale connection cleanup -----------------------------------------------------------------------
 def _stale_and_fresh(cdata: CData) -> tuple[list[str], str]:
     long_ago = (datetime.now(timezone.utc) - timedelta(days=120)).timestamp()
@@ -171,29 +196,117 @@ def _stale_and_fresh(cdata: CData) -> tuple[list[str], str]:
     return stale, cdata.emulator.add_connection(cdata.account_id)["id"]
 
 
-def test_stale_cleanup_is_a_dry_run_by_default(airflow_conn: CData) -> None:
+CLEANUP = "cdata_stale_connection_cleanup"
+# A real run with approval on waits for a person (tests/e2e answers it through the REST API);
+# these runs go around the approval step.
+NO_APPROVAL = {"require_approval": False}
+
+
+def test_stale_cleanup_is_a_dry_run_by_default_and_asks_no_one(airflow_conn: CData) -> None:
     stale, _ = _stale_and_fresh(airflow_conn)
-    result = run_dag("cdata_stale_connection_cleanup")
+    result = run_dag(CLEANUP)
     assert result.state == "success"
     assert [c["id"] for c in result.xcom("find_stale_connections")] == stale
     assert result.xcom("delete_stale_connections") == []
+    assert result.task_states()["approve_deletion"] == "skipped", "a dry run needs no approval"
     assert airflow_conn.emulator.counters.count("delete") == 0
     assert len(airflow_conn.emulator.connections()) == 3
 
 
 def test_stale_cleanup_deletes_only_stale_connections_when_asked(airflow_conn: CData) -> None:
     stale, fresh = _stale_and_fresh(airflow_conn)
-    result = run_dag("cdata_stale_connection_cleanup", {"dry_run": False, "stale_after_days": 30})
+    result = run_dag(CLEANUP, {"dry_run": False, "stale_after_days": 30, **NO_APPROVAL})
     assert result.state == "success"
+    assert result.task_states()["approve_deletion"] == "skipped"
     assert result.xcom("delete_stale_connections") == stale
+    assert result.xcom("delete_stale_connections", key="skipped") == []
     assert [c["id"] for c in airflow_conn.emulator.connections()] == [fresh]
     assert result.rendered("delete_stale_connections")["is_dry_run"] is False
 
 
-def test_stale_cleanup_refuses_more_than_max_deletions(airflow_conn: CData) -> None:
+def test_stale_cleanup_refuses_more_than_max_deletions_without_asking(airflow_conn: CData) -> None:
     _stale_and_fresh(airflow_conn)
-    result = run_dag("cdata_stale_connection_cleanup", {"dry_run": False, "max_deletions": 1})
+    # Approval is on: the run does not wait for a person, as the delete would refuse anyway.
+    result = run_dag(CLEANUP, {"dry_run": False, "max_deletions": 1})
     assert result.state == "failed"
-    assert result.task_states()["delete_stale_connections"] == "failed"
+    states = result.task_states()
+    assert (states["approve_deletion"], states["delete_stale_connections"]) == ("skipped", "failed")
     assert airflow_conn.emulator.counters.count("delete") == 0
     assert len(airflow_conn.emulator.connections()) == 3
+
+
+def test_stale_cleanup_puts_airflows_approval_operator_between_listing_and_deleting() -> None:
+    from airflow.providers.standard.operators.hitl import ApprovalOperator
+
+    from tests.dag_runner import get_dag
+
+    dag = get_dag(CLEANUP)
+    approve = dag.get_task("approve_deletion")
+    assert type(approve) is ApprovalOperator
+    assert approve.upstream_task_ids == {"ask_for_approval"}
+    assert dag.get_task("ask_for_approval").upstream_task_ids == {"find_stale_connections"}
+    assert dag.get_task("delete_stale_connections").upstream_task_ids == {
+        "find_stale_connections",
+        "approve_deletion",
+        "no_approval_needed",
+    }
+    assert (approve.defaults, approve.response_timeout) == (["Reject"], timedelta(days=3))
+    assert dag.params["require_approval"] is True
+
+
+def test_stale_cleanup_without_human_in_the_loop_operators_fails_to_parse_saying_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An Airflow whose standard provider has no HITL module (no server can play that: the module is
+    made unimportable here). The DAG file must not parse into a DAG that deletes without asking."""
+    from airflow_provider_cdata._compat import HITL_MODULE, dag_bag
+
+    init_airflow_db()
+    monkeypatch.setitem(sys.modules, HITL_MODULE, None)
+    bag = dag_bag(str(EXAMPLES))
+    assert CLEANUP not in bag.dag_ids
+    (error,) = [text for path, text in bag.import_errors.items() if path.endswith(f"{CLEANUP}.py")]
+    assert "ApprovalUnavailableError" in error
+    assert f"human-in-the-loop ApprovalOperator ({HITL_MODULE}), and this Airflow has none" in error
+    assert "REQUIRE_APPROVAL = False" in error
+    assert "cdata_metadata_refresh" in bag.dag_ids, "the other examples are not affected"
+
+
+# -- customer offboarding ---------------------------------------------------------------------------
+OFFBOARDING = "cdata_customer_offboarding"
+
+
+def _leaving_tenant(cdata: CData) -> tuple[str, list[str]]:
+    account = cdata.emulator.add_account(cdata.parent_id, external_id="leaving")["id"]
+    return account, [cdata.emulator.add_connection(account)["id"] for _ in range(2)]
+
+
+def test_offboarding_is_a_dry_run_by_default(airflow_conn: CData) -> None:
+    account, connections = _leaving_tenant(airflow_conn)
+    result = run_dag(OFFBOARDING, {"tenant_id": "leaving"})
+    assert result.state == "success"
+    assert [c["id"] for c in result.xcom("list_connections")] == connections
+    states = result.task_states()
+    assert (states["approve_offboarding"], states["delete_account"]) == ("skipped", "success")
+    assert airflow_conn.emulator.counters.count("delete") == 0
+    assert airflow_conn.emulator.counters.count("account_delete") == 0
+    assert len(airflow_conn.emulator.connections(account)) == 2
+
+
+def test_offboarding_deletes_the_connections_then_the_account(airflow_conn: CData) -> None:
+    account, connections = _leaving_tenant(airflow_conn)
+    result = run_dag(OFFBOARDING, {"tenant_id": "leaving", "dry_run": False, **NO_APPROVAL})
+    assert result.state == "success"
+    assert result.xcom("delete_connections") == connections
+    assert result.xcom("delete_account") == [account]
+    routes = [r.route for r in airflow_conn.emulator.requests() if r.route in ("delete", "account_delete")]
+    assert routes == ["delete", "delete", "account_delete"]
+    assert airflow_conn.emulator.store.find_account(airflow_conn.parent_id, account) is None
+    assert airflow_conn.emulator.store.find_account(airflow_conn.parent_id, airflow_conn.account_id)
+
+
+def test_offboarding_an_unknown_tenant_fails_and_deletes_nothing(airflow_conn: CData) -> None:
+    result = run_dag(OFFBOARDING, {"tenant_id": "never-onboarded", "dry_run": False, **NO_APPROVAL})
+    assert result.state == "failed"
+    assert result.task_states()["find_account"] == "failed"
+    assert airflow_conn.emulator.counters.count("account_delete") == 0

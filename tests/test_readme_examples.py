@@ -80,7 +80,9 @@ def readme_blocks() -> list[Block]:
 
 KINDS: dict[str, Callable[[Block], bool]] = {
     "two commands": lambda b: "./scripts/demo.sh" in b.text and "./scripts/test.sh" in b.text,
-    "demo output": lambda b: b.language == "" and "Demo OK: all three DAG runs succeeded." in b.text,
+    "demo output": lambda b: (
+        b.language == "" and "Demo OK: every run of the four example DAGs succeeded." in b.text
+    ),
     "key pair": lambda b: b.text.startswith("openssl genpkey"),
     "connection": lambda b: b.text.startswith("export AIRFLOW_CONN_CDATA_DEFAULT="),
     "operators": lambda b: (
@@ -275,6 +277,14 @@ def test_the_operators_and_sensor_snippet_runs_in_a_dag(
     }
     for index, ids in enumerate(per_child):
         assert result.xcom("refresh_accounts", map_index=index) == ids
+
+    (tenant,) = [a for a in emu.store.list_accounts(airflow_conn.parent_id) if a["externalId"] == "tenant-42"]
+    assert result.xcom("tenant_account")["id"] == tenant["id"]
+    assert {airflow_conn.account_id, *children} <= {a["id"] for a in result.xcom("accounts")}
+    assert "Salesforce" in result.xcom("data_sources")
+    assert emu.counters.count("sources") == 2, "ListDataSourcesOperator, and the check before Create"
+    assert result.xcom("offboard") == []
+    assert emu.counters.count("account_delete") == 0, "a dry run deletes no account"
 
     connection = result.xcom("wait_for_connection")
     assert connection["id"] == customer.outcome["cdata_connection_id"]

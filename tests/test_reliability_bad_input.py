@@ -235,6 +235,36 @@ CASES: dict[str, Bad] = {
     "clear: an id with a trailing space": Bad(
         "connection_ids[0]", operator("ClearMetadata", connection_ids=[f"{ID.upper()} "])
     ),
+    # CreateConnectionOperator's data-source check: bad input is refused before List Data Sources too
+    "create: check_data_source neither yes nor no": Bad(
+        "check_data_source",
+        operator(
+            "CreateConnection", data_source="Salesforce", redirect_url=REDIRECT, check_data_source="perhaps"
+        ),
+    ),
+    "create: a bad redirect URL with the check on": Bad(
+        "redirect_url", operator("CreateConnection", data_source="Salesforce", redirect_url="ftp://x")
+    ),
+    # CreateAccountOperator, DeleteAccountOperator
+    "account: external_id a list from XCom": Bad("external_id", operator("CreateAccount", external_id=["t"])),
+    "account: external_id with a slash": Bad("external_id", operator("CreateAccount", external_id="a/../b")),
+    "account: external_id empty": Bad("external_id", operator("CreateAccount", external_id="  ")),
+    "account: account_name with a control character": Bad(
+        "account_name", operator("CreateAccount", external_id="t-1", account_name="Acme\x07")
+    ),
+    "delete account: account_ids one string": Bad("account_ids", operator("DeleteAccount", account_ids=ID)),
+    "delete account: account_id not a UUID": Bad(
+        "account_id", operator("DeleteAccount", account_id="../connection/list")
+    ),
+    "delete account: an account dict without an id": Bad(
+        "account_ids[1]", operator("DeleteAccount", account_ids=[ID, {"externalId": "t"}])
+    ),
+    "delete account: delete_connections neither yes nor no": Bad(
+        "delete_connections", operator("DeleteAccount", account_id=ID, delete_connections="sure")
+    ),
+    "delete account: max_deletions negative": Bad(
+        "max_deletions", operator("DeleteAccount", account_id=ID, max_deletions="-1")
+    ),
     # ConnectionSensor, each mode
     "sensor poke: an empty status": Bad("statuses", sensor(external_id="x", statuses=[""])),
     "sensor poke: month 13": Bad("modified_after", sensor(modified_after="2024-13-45T00:00:00Z")),
@@ -289,6 +319,10 @@ CASES: dict[str, Bad] = {
     "hook: delete_account id None": Bad("account_id", hook("delete_account", None)),
     # The Airflow connection, reached through operators, the sensor and the hook
     "connection: javascript: host": Bad("host", list_through_the_operator, {"host": "javascript:alert(1)"}),
+    "connection: no parent id, through List Accounts": Bad("login", operator("ListAccounts"), {"login": ""}),
+    "connection: a bad host, through List Data Sources": Bad(
+        "host", operator("ListDataSources"), {"host": "file:///etc/passwd"}
+    ),
     "connection: host with a fragment": Bad(
         "host", sensor(external_id="x"), {"host": "https://cloud.cdata.com/api#x"}
     ),
@@ -340,7 +374,18 @@ def env(module_cdata: CData, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
 
 def test_there_are_at_least_30_distinct_cases_across_every_layer() -> None:
     layers = {name.split(":")[0].split(" ")[0] for name in CASES}
-    assert layers == {"create", "edit", "list", "delete", "clear", "sensor", "trigger", "hook", "connection"}
+    assert layers == {
+        "create",
+        "edit",
+        "list",
+        "delete",
+        "clear",
+        "account",
+        "sensor",
+        "trigger",
+        "hook",
+        "connection",
+    }
     assert len(CASES) >= 30
 
 

@@ -34,6 +34,7 @@ from unittest import mock
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from sqlalchemy.exc import NoResultFound
 
 from tests.conftest import CData, cdata_connection
 from tests.dag_runner import DagResult, init_airflow_db, run_dag
@@ -141,6 +142,31 @@ def list_delete_and_clear(cdata: CData, secrets: Secrets) -> list[DagResult]:
     return runs
 
 
+def accounts_and_offboarding(cdata: CData, secrets: Secrets) -> list[DagResult]:
+    """Every account operator, the data-source check, and the offboarding example, with a lost answer."""
+    leaving = cdata.emulator.add_account(cdata.parent_id, external_id="leaving")["id"]
+    for _ in range(2):
+        cdata.emulator.add_connection(leaving)
+    cdata.emulator.inject("truncated", route="account_create", times=1)  # retried, then a 409 looked up
+    created = run_dag("cdata_test_create_account", {"external_id": "tenant-leak", "account_name": "Leak"})
+    unknown = run_dag("cdata_test_create", {"data_source": "Salesfroce"})  # refused, naming the closest
+    runs = [
+        created,
+        run_dag("cdata_test_list_accounts"),
+        run_dag("cdata_test_list_data_sources"),
+        run_dag("cdata_test_delete_account", {"ids": [leaving]}),  # refused: it has connections
+        run_dag("cdata_customer_offboarding", {"tenant_id": "leaving"}),
+        run_dag(
+            "cdata_customer_offboarding",
+            {"tenant_id": "leaving", "dry_run": False, "require_approval": False},
+        ),
+        run_dag("cdata_test_delete_account", {"ids": [created.xcom("account")["id"]]}),
+        unknown,
+    ]
+    assert [r.state for r in runs] == ["success"] * 3 + ["failed"] + ["success"] * 3 + ["failed"]
+    return runs
+
+
 def sensor_in(mode: str) -> Scenario:
     def waits(cdata: CData, secrets: Secrets) -> list[DagResult]:
         with customer_after_polls(cdata, 2, body={"externalId": f"leak-{mode}"}) as outcome:
@@ -158,7 +184,7 @@ def onboarding_example(cdata: CData, secrets: Secrets) -> list[DagResult]:
         mock.patch.dict(os.environ, {"CDATA_ONBOARDING_POKE_SECONDS": "0.2"}),
         customer_once_the_trigger_polls(cdata) as customer,
     ):
-        result = run_dag("cdata_customer_onboarding", {"account_id": cdata.account_id})
+        result = run_dag("cdata_customer_onboarding", {"tenant_id": "customer-1"})
     assert result.state == "success"
     secrets.connect_urls.append(customer["url"])
     return [result]
@@ -210,6 +236,7 @@ def secrets_in_a_task(key_in: str) -> Scenario:
 SCENARIOS: dict[str, Scenario] = {
     "create and edit": create_and_edit,
     "list, delete and clear": list_delete_and_clear,
+    "accounts, data sources and offboarding": accounts_and_offboarding,
     "sensor poke": sensor_in("poke"),
     "sensor reschedule": sensor_in("reschedule"),
     "sensor deferrable": sensor_in("deferrable"),
@@ -257,12 +284,18 @@ def debug_everywhere(
 
 
 def rendered_fields(results: list[DagResult]) -> str:
-    """Every task's rendered template fields, as Airflow stored them (``task[i]``: a mapped task)."""
+    """Every task's rendered template fields, as Airflow stored them (``task[i]``: a mapped task). A task
+    skipped before it ran (a branch not taken), or one without template fields, rendered nothing."""
     fields = {}
     for result in results:
-        for task in result.task_states():
+        for task, state in result.task_states().items():
+            if state == "skipped":
+                continue
             task_id, _, index = task.rstrip("]").partition("[")
-            fields[f"{result.run_id}/{task}"] = result.rendered(task_id, int(index or -1))
+            try:
+                fields[f"{result.run_id}/{task}"] = result.rendered(task_id, int(index or -1))
+            except NoResultFound:  # no template fields (ListAccountsOperator): nothing was rendered
+                continue
     assert fields, "every run stored its tasks' rendered fields"
     return json.dumps(fields)
 

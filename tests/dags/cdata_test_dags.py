@@ -10,10 +10,14 @@ from airflow.sdk import DAG, task
 
 from airflow_provider_cdata.operators import (
     ClearMetadataOperator,
+    CreateAccountOperator,
     CreateConnectionOperator,
+    DeleteAccountOperator,
     DeleteConnectionOperator,
     EditConnectionOperator,
+    ListAccountsOperator,
     ListConnectionsOperator,
+    ListDataSourcesOperator,
 )
 from airflow_provider_cdata.sensors import ConnectionSensor
 
@@ -34,6 +38,37 @@ with test_dag("cdata_test_create", params={"data_source": "Salesforce", "name": 
         connection_name="{{ params.name }}",
         external_id="{{ params.external_id }}",
         account_id="{{ params.get('account_id') }}",
+    )
+
+with test_dag("cdata_test_create_account", params={"external_id": "tenant-1", "account_name": None}):
+    CreateAccountOperator(
+        task_id="account", external_id="{{ params.external_id }}", account_name="{{ params.account_name }}"
+    )
+
+with test_dag("cdata_test_list_accounts"):
+    ListAccountsOperator(task_id="accounts")
+
+with test_dag("cdata_test_list_data_sources"):
+    ListDataSourcesOperator(task_id="sources")
+
+with test_dag(
+    "cdata_test_delete_account",
+    params={"ids": [], "dry_run": False, "delete_connections": False, "max_deletions": None},
+):
+    DeleteAccountOperator(
+        task_id="delete",
+        account_ids="{{ params.ids }}",
+        dry_run="{{ params.dry_run }}",
+        delete_connections="{{ params.delete_connections }}",
+        max_deletions="{{ params.max_deletions }}",
+    )
+
+with test_dag("cdata_test_create_unchecked", params={"data_source": "Salesforce"}):
+    CreateConnectionOperator(
+        task_id="create",
+        data_source="{{ params.data_source }}",
+        redirect_url="https://app.example.com/done",
+        check_data_source=False,
     )
 
 with test_dag("cdata_test_edit", params={"connection_id": ""}):
@@ -67,6 +102,24 @@ for dag_id, options in DELETE_VARIANTS.items():
 with test_dag("cdata_test_list_then_delete", params={"modified_before": None}):
     stale = ListConnectionsOperator(task_id="list", modified_before="{{ params.modified_before }}")
     DeleteConnectionOperator(task_id="delete", connection_ids=stale.output)
+
+with test_dag("cdata_test_list_reauthenticate_delete"):
+    # Between the listing and the delete, the customer re-authenticates the first listed connection
+    # on CData's page (its Edit link, saved): the delete must skip it.
+    listed = ListConnectionsOperator(task_id="list")
+
+    @task
+    def customer_reauthenticates(connections: Any) -> str:
+        from airflow_provider_cdata.emulator import complete_flow
+        from airflow_provider_cdata.hooks import CDataHook
+
+        url = CDataHook().edit_connection(connections[0]["id"], redirect_url="https://app.example.com/back")
+        complete_flow(url)
+        return str(connections[0]["id"])
+
+    reauthenticated = customer_reauthenticates(listed.output)
+    delete = DeleteConnectionOperator(task_id="delete", connection_ids=listed.output)
+    reauthenticated >> delete
 
 with test_dag("cdata_test_clear", params={"ids": None, "data_source": None, "max_concurrency": 4}):
     ClearMetadataOperator(

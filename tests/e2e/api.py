@@ -151,6 +151,24 @@ class AirflowAPI:
             logs[key] = "\n".join(self.task_log(dag_id, run_id, task_id, n, map_index) for n in tries)
         return logs
 
+    # -- human in the loop (Airflow 3.1+: the standard provider's HITL operators) ------------------
+    def hitl_detail(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> dict[str, Any]:
+        """What a person is asked (subject, body, options) and, once answered, the answer."""
+        detail: dict[str, Any] = self.get(
+            f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/{map_index}/hitlDetails"
+        )
+        return detail
+
+    def respond(
+        self, dag_id: str, run_id: str, task_id: str, chosen: list[str], map_index: int = -1
+    ) -> dict[str, Any]:
+        """Answer a waiting HITL task as the logged-in user, as the Required Actions page does."""
+        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/{map_index}/hitlDetails"
+        answer: dict[str, Any] = self.request(
+            "PATCH", path, json={"chosen_options": chosen, "params_input": {}}
+        ).json()
+        return answer
+
     # -- waiting ----------------------------------------------------------------------------------
     def wait_for_task_state(
         self, dag_id: str, run_id: str, task_id: str, state: str, timeout: float = 60.0

@@ -7,7 +7,9 @@ headless Chromium. One set of services serves the whole module (starting one cos
 What ``airflow dags test`` cannot show and this does: the sensor's trigger is serialised, stored and
 rebuilt from its classpath in the triggerer process; the deferred task holds no worker slot while a
 person fills in the connect page; the connect URL travels through XCom and the REST API; the scheduler
-creates and runs a scheduled, mapped run; the task logs the api-server serves hold no secret.
+creates and runs a scheduled, mapped run; a cleanup and an offboarding wait for a person's approval,
+answered through the REST API, and then delete exactly what they showed; the task logs the api-server
+serves hold no secret.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ import re
 import shutil
 import time
 from collections import Counter
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -27,10 +29,23 @@ from playwright.sync_api import Page
 from airflow_provider_cdata import DEFAULT_MAX_RETRIES, get_provider_info
 from airflow_provider_cdata.emulator import KeyPair, complete_flow
 from tests.e2e import airflow_ui
-from tests.e2e.api import AirflowAPI
 from tests.e2e.browser import fill_and_save
+from tests.e2e.checks import (
+    CLEANUP,
+    ONBOARDING,
+    assert_no_secret_in,
+    assert_no_worker_runs,
+    cleared_id,
+    deletes_in,
+    triggerer_polls,
+    wait_for_approval_request,
+    wait_for_trigger_polls,
+    wait_until_the_scheduler_saw_it_park,
+    wait_until_triggerer_holds,
+)
 from tests.e2e.conftest import E2ECData
 from tests.e2e.harness import (
+    ADMIN_USER,
     SERVICES,
     AirflowStack,
     cdata_connection_env,
@@ -38,18 +53,18 @@ from tests.e2e.harness import (
     leaked_secrets,
     pem_body_lines,
 )
-from tests.e2e.processes import command_lines, listening_addresses
+from tests.e2e.processes import listening_addresses
 
 pytestmark = pytest.mark.e2e
 
-ONBOARDING = "cdata_customer_onboarding"
 REFRESH = "cdata_metadata_refresh"
+OFFBOARDING = "cdata_customer_offboarding"
+APPROVE_REJECT = ["Approve", "Reject"]
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 TRIGGER_CLASSPATH = "airflow_provider_cdata.triggers.ConnectionTrigger"
 # The customer's app. Not on loopback: the browser fixture answers it with a stub page, offline.
 APP_URL = "https://app.example.com/onboarded?customer=42"
 POKE_WINDOW = 5.0  # seconds of polls counted while all ten wait (the DAG polls every second here)
-IDLE_WORKER = "airflow worker -- LocalExecutor: <idle>"
-CLEARED_ID = re.compile(r"/connection/([^/]+)/metadata$")
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +90,8 @@ def test_every_service_is_healthy_and_only_the_api_server_listens_on_loopback(
     assert {dag["dag_id"] for dag in airflow_stack.api.dags()} == {
         ONBOARDING,
         REFRESH,
-        "cdata_stale_connection_cleanup",
+        CLEANUP,
+        OFFBOARDING,
     }
 
     listening = listening_addresses(airflow_stack.pids())
@@ -107,7 +123,8 @@ def test_customer_connects_in_chromium_while_the_sensor_waits_deferred_in_the_re
 ) -> None:
     api, emulator = airflow_stack.api, e2e_cdata.emulator
     api.unpause(ONBOARDING)
-    conf = {"account_id": e2e_cdata.account_id, "data_source": "Salesforce", "redirect_url": APP_URL}
+    # The tenant's child account exists (the fixture made it with this external id): it is found.
+    conf = {"tenant_id": "e2e-customer", "data_source": "Salesforce", "redirect_url": APP_URL}
     since = len(emulator.requests("list"))
     run_id = api.trigger(ONBOARDING, conf=conf)
     external_id = f"onboarding-{run_id}"
@@ -142,6 +159,8 @@ def test_customer_connects_in_chromium_while_the_sensor_waits_deferred_in_the_re
     assert connection["id"] == landed["cdata_connection_id"]
     assert (connection["externalId"], connection["name"]) == (external_id, "Acme Salesforce")
     assert api.xcom(ONBOARDING, run_id, "report")["id"] == connection["id"]
+    assert api.xcom(ONBOARDING, run_id, "child_account")["id"] == e2e_cdata.account_id
+    assert emulator.counters.count("account_create") == 0
     # refresh_metadata cleared exactly the new connection, once, as its child account.
     clears = [
         cleared_id(record.path)
@@ -163,17 +182,18 @@ def test_customer_connects_in_chromium_while_the_sensor_waits_deferred_in_the_re
     assert_no_secret_in(logs, e2e_cdata, token, jwt_signature(token))
 
 
-def test_a_scheduled_metadata_refresh_clears_every_connection_of_each_account_once(
+def test_a_scheduled_metadata_refresh_clears_every_connection_of_every_account_once(
     airflow_stack: AirflowStack, e2e_cdata: E2ECData
 ) -> None:
     api, emulator = airflow_stack.api, e2e_cdata.emulator
-    accounts = [emulator.add_account(e2e_cdata.parent_id)["id"] for _ in range(2)]
-    seeded = {
-        account: [emulator.add_connection(account)["id"] for _ in range(count)]
-        for account, count in zip(accounts, (3, 2), strict=True)
-    }
-    # Set up the way an operator would: the Variable through the REST API, then unpause the DAG.
-    api.set_variable("cdata_account_ids", json.dumps(accounts))
+    for count in (3, 2):
+        account = emulator.add_account(e2e_cdata.parent_id)["id"]
+        for _ in range(count):
+            emulator.add_connection(account)
+    # Every child account, as List Accounts will answer: nothing to configure but unpausing the DAG.
+    accounts = [account["id"] for account in emulator.store.list_accounts(e2e_cdata.parent_id)]
+    seeded = {account: [c["id"] for c in emulator.connections(account)] for account in accounts}
+    clears_before = len(emulator.requests("clear_metadata"))
     api.unpause(REFRESH)
 
     # A past start_date and catchup=False: the scheduler itself creates the run of the latest interval.
@@ -181,22 +201,20 @@ def test_a_scheduled_metadata_refresh_clears_every_connection_of_each_account_on
 
     assert (run["state"], run["run_type"], run["triggered_by"]) == ("success", "scheduled", "timetable")
     run_id = run["dag_run_id"]
+    assert api.xcom(REFRESH, run_id, "child_accounts") == accounts
     states = {(ti["task_id"], ti["map_index"]): ti["state"] for ti in api.task_instances(REFRESH, run_id)}
     assert states == {
         ("child_accounts", -1): "success",
-        ("clear_metadata", 0): "success",
-        ("clear_metadata", 1): "success",
+        **{("clear_metadata", index): "success" for index in range(len(accounts))},
     }
     for index, account in enumerate(accounts):
         assert sorted(api.xcom(REFRESH, run_id, "clear_metadata", map_index=index)) == sorted(seeded[account])
     clears = [
         (cleared_id(record.path), (record.claims or {}).get("sub"), record.status)
-        for record in emulator.requests("clear_metadata")
-        if (record.claims or {}).get("sub") in accounts
+        for record in emulator.requests("clear_metadata")[clears_before:]
     ]
     expected = {(cid, account, 200) for account, ids in seeded.items() for cid in ids}
     assert Counter(clears) == Counter(expected), "one clear per connection, as its own child account"
-    assert {(emulator.connection(cid) or {}).get("metadataClears") for cid, _, _ in expected} == {1}
 
     assert_no_secret_in(api.run_logs(REFRESH, run_id), e2e_cdata)
 
@@ -208,7 +226,7 @@ def test_ten_onboardings_of_one_account_share_one_poll_in_the_real_triggerer(
     List Connections per poke interval (1 s here), and each resumes on its own customer's connection."""
     api, emulator = airflow_stack.api, e2e_cdata.emulator
     api.unpause(ONBOARDING)
-    conf = {"account_id": e2e_cdata.account_id, "data_source": "Salesforce", "redirect_url": APP_URL}
+    conf = {"tenant_id": "e2e-customer", "data_source": "Salesforce", "redirect_url": APP_URL}
     run_ids = [api.trigger(ONBOARDING, conf=conf) for _ in range(10)]
     for run_id in run_ids:
         wait_until_triggerer_holds(api, run_id, "wait_for_connection", timeout=120)
@@ -230,7 +248,83 @@ def test_ten_onboardings_of_one_account_share_one_poll_in_the_real_triggerer(
         assert connection["externalId"] == f"onboarding-{run_id}"
 
 
-# -- helpers ------------------------------------------------------------------------------------------
+def test_a_cleanup_waits_for_approval_then_deletes_exactly_the_connections_it_showed(
+    airflow_stack: AirflowStack, e2e_cdata: E2ECData
+) -> None:
+    api, emulator = airflow_stack.api, e2e_cdata.emulator
+    account = emulator.add_account(e2e_cdata.parent_id)["id"]
+    long_ago = (datetime.now(timezone.utc) - timedelta(days=120)).timestamp()
+    shown = [
+        emulator.add_connection(account, "Salesforce", name=f"old {i}", last_modified=long_ago)["id"]
+        for i in range(3)
+    ]
+    fresh = emulator.add_connection(account, name="in use")["id"]
+    api.unpause(CLEANUP)  # the scheduler's own run of the latest week is a dry run of cdata_default's
+    run_id = api.trigger(CLEANUP, conf={"account_id": account, "dry_run": False})
+
+    # The run stops at Airflow's ApprovalOperator (awaiting_input on 3.3+, deferred before), and asks.
+    waiting = wait_for_approval_request(api, run_id)
+    detail = api.hitl_detail(CLEANUP, run_id, "approve_deletion")
+    assert (detail["subject"], detail["options"]) == ("Delete 3 stale CData connections?", APPROVE_REJECT)
+    assert (detail["response_received"], detail["defaults"]) == (False, ["Reject"])
+    assert UUID.findall(detail["body"]) == [account, *shown], "the body lists exactly what would go"
+    assert "| old 0 | Salesforce |" in detail["body"]
+    assert api.task_instance(CLEANUP, run_id, "delete_stale_connections")["state"] in (None, "none")
+    assert deletes_in(e2e_cdata, account) == [], "nothing is deleted while the request waits"
+
+    # While it waits: the customer re-authenticates one shown connection, and one more goes stale.
+    e2e_cdata.reauthenticate(shown[2], account_id=account)
+    late = emulator.add_connection(account, name="late", last_modified=long_ago)["id"]
+    assert api.task_instance(CLEANUP, run_id, "approve_deletion")["state"] == waiting["state"]
+
+    wait_until_the_scheduler_saw_it_park(airflow_stack, CLEANUP, run_id, "approve_deletion")
+    answered = api.respond(CLEANUP, run_id, "approve_deletion", ["Approve"])
+    assert answered["chosen_options"] == ["Approve"]
+    run = api.wait_for_run(CLEANUP, run_id)
+
+    assert run["state"] == "success"
+    assert api.xcom(CLEANUP, run_id, "delete_stale_connections") == shown[:2]
+    assert api.xcom(CLEANUP, run_id, "delete_stale_connections", key="skipped") == [shown[2]]
+    assert deletes_in(e2e_cdata, account) == shown[:2], "only what was shown; the re-authenticated one kept"
+    assert {c["id"] for c in emulator.connections(account)} == {shown[2], fresh, late}
+    detail = api.hitl_detail(CLEANUP, run_id, "approve_deletion")
+    assert (detail["response_received"], detail["responded_by_user"]["name"]) == (True, ADMIN_USER)
+    log = api.task_log(CLEANUP, run_id, "delete_stale_connections")
+    assert f"Skipping connection {shown[2]}: modified since it was listed" in log
+    logs = api.run_logs(CLEANUP, run_id)
+    assert logs.pop("no_approval_needed") == "", "the bypass around the approval never ran"
+    assert_no_secret_in(logs, e2e_cdata)
+
+
+def test_an_offboarding_waits_for_approval_then_deletes_the_connections_and_the_account(
+    airflow_stack: AirflowStack, e2e_cdata: E2ECData
+) -> None:
+    api, emulator = airflow_stack.api, e2e_cdata.emulator
+    account = emulator.add_account(e2e_cdata.parent_id, external_id="leaving-e2e")["id"]
+    shown = [emulator.add_connection(account, "Salesforce", name=f"theirs {i}")["id"] for i in range(2)]
+    api.unpause(OFFBOARDING)
+    run_id = api.trigger(OFFBOARDING, conf={"tenant_id": "leaving-e2e", "dry_run": False})
+
+    wait_for_approval_request(api, run_id, OFFBOARDING, "approve_offboarding")
+    detail = api.hitl_detail(OFFBOARDING, run_id, "approve_offboarding")
+    assert detail["subject"] == "Offboard leaving-e2e: delete its child account and 2 connections?"
+    assert UUID.findall(detail["body"]) == [account, *shown]
+    assert deletes_in(e2e_cdata, account) == []
+    assert emulator.counters.count("account_delete") == 0
+
+    wait_until_the_scheduler_saw_it_park(airflow_stack, OFFBOARDING, run_id, "approve_offboarding")
+    api.respond(OFFBOARDING, run_id, "approve_offboarding", ["Approve"])
+    run = api.wait_for_run(OFFBOARDING, run_id)
+
+    assert run["state"] == "success"
+    assert deletes_in(e2e_cdata, account) == shown
+    assert api.xcom(OFFBOARDING, run_id, "delete_account") == [account]
+    assert emulator.store.find_account(e2e_cdata.parent_id, account) is None
+    logs = api.run_logs(OFFBOARDING, run_id)
+    assert logs.pop("no_approval_needed") == ""
+    assert_no_secret_in(logs, e2e_cdata)
+
+
 def test_a_cdata_connection_made_in_the_airflow_ui_form_passes_its_test_and_a_wrong_key_is_named(
     airflow_stack: AirflowStack, e2e_cdata: E2ECData, other_keys: KeyPair, page: Page, artifacts_dir: Path
 ) -> None:
@@ -317,91 +411,3 @@ def test_a_cdata_connection_made_in_the_airflow_ui_form_passes_its_test_and_a_wr
     assert sorted(path.name for path in shots.glob("*.png")) == sorted(
         ["1-add-form.png", "1-add-form-extras.png", "3-edit-other-key.png", *expected]
     )
-
-
-def wait_until_triggerer_holds(
-    api: AirflowAPI, run_id: str, task_id: str, timeout: float = 60.0
-) -> dict[str, Any]:
-    """The task instance once it is deferred and the triggerer has taken its trigger."""
-    api.wait_for_task_state(ONBOARDING, run_id, task_id, "deferred", timeout)
-    deadline = time.monotonic() + timeout
-    while True:
-        ti = api.task_instance(ONBOARDING, run_id, task_id)
-        job = ti.get("triggerer_job") or {}
-        if ti["state"] == "deferred" and job.get("job_type") == "TriggererJob":
-            return ti
-        assert ti["state"] == "deferred", f"{task_id} left deferred before the customer saved: {ti}"
-        assert time.monotonic() < deadline, f"no triggerer took {task_id}'s trigger: {ti}"
-        time.sleep(0.2)
-
-
-def assert_no_worker_runs(stack: AirflowStack, ti_id: str, timeout: float = 10.0) -> None:
-    """No process of the stack runs the task instance, and every LocalExecutor worker is idle.
-
-    A running task is visible in process titles: its LocalExecutor worker is retitled
-    "airflow worker -- LocalExecutor: <ti id>" and the task process "airflow worker -- <ti id>". The
-    worker retitles itself "<idle>" a moment after the task deferred, hence the short wait.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        titles = command_lines(stack.pids())
-        workers = [title for title in titles.values() if title.startswith("airflow worker -- LocalExecutor")]
-        running = [title for title in titles.values() if ti_id in title]
-        if workers and not running and all(title == IDLE_WORKER for title in workers):
-            return
-        assert time.monotonic() < deadline, f"a worker still runs {ti_id}: {running or workers}"
-        time.sleep(0.2)
-
-
-def triggerer_polls(cdata: E2ECData, account_id: str, since: int = 0) -> list[Any]:
-    """The triggerer's List Connections calls for ``account_id`` (the hook's async client, aiohttp),
-    from the ``since``-th on. They list the whole child account, once for every trigger waiting on it
-    (the shared poll): no filter in the query."""
-    return [
-        record
-        for record in cdata.emulator.requests("list")[since:]
-        if "aiohttp" in record.user_agent and (record.claims or {}).get("sub") == account_id
-    ]
-
-
-def wait_for_trigger_polls(
-    api: AirflowAPI, run_id: str, cdata: E2ECData, at_least: int, since: int = 0, timeout: float = 30.0
-) -> list[Any]:
-    """The triggerer's polls of the child account (from the ``since``-th List Connections on), while
-    the sensor stays deferred. A triggerer that cannot load or run the trigger fails the task: say so."""
-    deadline = time.monotonic() + timeout
-    while True:
-        polls = triggerer_polls(cdata, cdata.account_id, since)
-        if len(polls) >= at_least:
-            return polls
-        ti = api.task_instance(ONBOARDING, run_id, "wait_for_connection")
-        if ti["state"] != "deferred":
-            log = api.task_log(ONBOARDING, run_id, "wait_for_connection", max(ti["try_number"], 1))
-            raise AssertionError(f"the sensor left deferred ({ti['state']}) before the save:\n{log}")
-        assert time.monotonic() < deadline, f"the triggerer polled {len(polls)} times, not {at_least}"
-        time.sleep(0.2)
-
-
-def cleared_id(path: str) -> str:
-    match = CLEARED_ID.search(path)
-    assert match, path
-    return match.group(1)
-
-
-def assert_no_secret_in(logs: dict[str, str], cdata: E2ECData, *secrets: str) -> None:
-    """No minted JWT, no private key line, none of ``secrets`` and nothing token-like in any task log.
-
-    Why this is a real check: Airflow 3.3 already replaces every "eyJ..." run in a log's string fields
-    (any whole JWT) with "eyJ***", so looking for whole JWTs would pass without any masking of ours.
-    This looks for (1) each JWT the emulator received, verbatim and by its signature alone, which does
-    not start with "eyJ" (the e2e_cdata fixture's middleware records them), plus the connect URL's
-    token and its signature passed in ``secrets``; (2) every base64 line of the private key, which no
-    Airflow redaction knows; and (3) any random-looking base64url value at all (harness.OPAQUE_VALUE):
-    a token minted but never sent, a key fragment cut differently, a secret in a non-string field.
-    """
-    tokens = sorted(cdata.bearer_tokens)
-    assert tokens, "the services called the emulator with minted JWTs"
-    assert [task for task, log in logs.items() if not log] == [], "every task has a log to scan"
-    known = [*tokens, *map(jwt_signature, tokens), *pem_body_lines(cdata.keys.private_pem), *secrets]
-    leaks = {task: found for task, log in logs.items() if (found := leaked_secrets(log, known))}
-    assert leaks == {}
