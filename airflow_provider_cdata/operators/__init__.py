@@ -1,7 +1,7 @@
 """Operators for the Powered by CData calls.
 
 Each one renders and validates its arguments, calls the hook, and returns a JSON value for XCom.
-The hook (and with it requests, tenacity and cryptography) is imported when a task runs, not when
+The hook (and with it requests, aiohttp and cryptography) is imported when a task runs, not when
 a DAG file is parsed: DAG parsing pays only for these modules.
 
 The modules, by concern: ``connections`` (Create, Edit, List), ``bulk`` (Delete, Clear Metadata),
