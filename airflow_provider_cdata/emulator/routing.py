@@ -159,6 +159,11 @@ class EmulatorMiddleware:
         async def wrapped(message: Message) -> None:
             if message["type"] == "http.response.start":
                 record.status = message["status"]
+                if (b"content-length", b"0") in message.get("headers", []):
+                    # uvicorn writes the headers now, and with no body to come the client has its whole
+                    # answer: log the request before they go out, or a fast client may not find it.
+                    _keep_answer(record, [b""])
+                    self.ctx.counters.finished(record)
             elif message["type"] == "http.response.body":
                 if record.route in API_ROUTES and 200 <= record.status < 300 and not record.fault:
                     chunks.append(message.get("body", b""))
@@ -171,7 +176,7 @@ class EmulatorMiddleware:
 
 
 def _keep_answer(record: RequestRecord, chunks: list[bytes]) -> None:
-    if not chunks:
+    if not chunks or not (record.route in API_ROUTES and 200 <= record.status < 300 and not record.fault):
         return
     if sum(map(len, chunks)) > ANSWER_LIMIT:
         record.answer_cut = True
