@@ -266,14 +266,16 @@ def _port_number(port: Any) -> int:
 
 
 def _parsed_by_the_clients(api_url: str, conn_id: str) -> str:
-    """``api_url`` once requests and httpx (the two transports) both take it as a URL."""
-    import httpx
+    """``api_url`` once requests and aiohttp's yarl (the two transports) both take it as a URL."""
     import requests
+    import yarl
 
     try:
         requests.Request("GET", f"{api_url}/poweredby/connection/list").prepare()
-        httpx.URL(f"{api_url}/poweredby/connection/list")
-    except (requests.RequestException, httpx.InvalidURL, ValueError, UnicodeError):
+        url = yarl.URL(f"{api_url}/poweredby/connection/list")
+        if not url.is_absolute() or not url.host:
+            raise ValueError(api_url)
+    except (requests.RequestException, ValueError, UnicodeError, TypeError):
         raise connection_error(conn_id, "host", "host is not a URL the HTTP clients can use") from None
     return api_url
 

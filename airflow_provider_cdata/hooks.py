@@ -146,6 +146,7 @@ class CDataHook(AccountCalls, BaseHook):
         self._atransport: AsyncTransport | None = None
         # ClearMetadataOperator calls one hook from several threads: one connection read, one session.
         self._init_lock = threading.Lock()
+        self._aready_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
 
     # -- public sync API ---------------------------------------------------------------------------
     def create_connection(
@@ -306,20 +307,34 @@ class CDataHook(AccountCalls, BaseHook):
 
     async def _aready(self) -> ConnectionSettings:
         if self._settings is None:
-            # As in _ready. Airflow 3.1's aget_connection masks the password through the in-process
-            # supervisor too, which under dag.test() logged the key at DEBUG. The swap holds a lock across
-            # this await, safely: a second caller on this thread sees the swapped comms and takes no lock.
-            with secrets_stay_in_process():
-                connection = await self._aget_airflow_connection()
-            settings = settings_from_connection(connection)
-            # Loading a key costs ~50 ms of CPU (and a file read): off the event loop, unless cached.
-            key = cached_key(settings.private_key) if settings.private_key else None
-            if key is None:
-                key = await asyncio.to_thread(load_key, settings)
-            await amask_private_key(key.fingerprint, settings.private_key, settings.private_key_path)
-            self._install(settings, key)
+            async with self._first_read():
+                if self._settings is None:
+                    await self._aread_connection()
         assert self._settings is not None
         return self._settings
+
+    def _first_read(self) -> asyncio.Lock:
+        """One reader of the connection per hook and event loop: 48 calls started at once on a new hook
+        read it (and loaded the key, ~50 ms of CPU each) 48 times, starving the first calls' exchanges."""
+        loop = asyncio.get_running_loop()
+        if self._aready_lock is None or self._aready_lock[0] is not loop:
+            self._aready_lock = (loop, asyncio.Lock())
+        return self._aready_lock[1]
+
+    async def _aread_connection(self) -> None:
+        # As in _ready. Airflow 3.1's aget_connection masks the password through the in-process
+        # supervisor too, which under dag.test() logged the key at DEBUG. The swap holds a lock across
+        # this await, safely: a second caller on this thread sees the swapped comms and takes no lock.
+        with secrets_stay_in_process():
+            connection = await self._aget_airflow_connection()
+        settings = settings_from_connection(connection)
+        # Loading a key costs ~50 ms of CPU (and a file read): off the event loop, unless cached.
+        key = cached_key(settings.private_key) if settings.private_key else None
+        if key is None:
+            key = await asyncio.to_thread(load_key, settings)
+        await amask_private_key(key.fingerprint, settings.private_key, settings.private_key_path)
+        self._install(settings, key)
+        self._aready_lock = None  # read: no later call takes it (and the hook holds no loop)
 
     def _get_airflow_connection(self) -> Any:
         try:
@@ -381,10 +396,7 @@ class CDataHook(AccountCalls, BaseHook):
         settings = self._ready()
         retries = settings.max_retries if max_retries is None else max_retries
         state = CallState()
-        for attempt in self.retry_policy.retrying(retries, log):
-            with attempt:
-                answer = self._attempt(call, state, remint)
-        return answer
+        return self.retry_policy.run(lambda: self._attempt(call, state, remint), retries, log)
 
     def _attempt(self, call: Call, state: CallState, remint: bool) -> Answer:
         assert self._transport is not None
@@ -407,10 +419,7 @@ class CDataHook(AccountCalls, BaseHook):
         settings = await self._aready()
         retries = settings.max_retries if max_retries is None else max_retries
         state = CallState()
-        async for attempt in self.retry_policy.async_retrying(retries, log):
-            with attempt:
-                answer = await self._aattempt(call, state, remint)
-        return answer
+        return await self.retry_policy.arun(lambda: self._aattempt(call, state, remint), retries, log)
 
     async def _aattempt(self, call: Call, state: CallState, remint: bool) -> Answer:
         assert self._atransport is not None

@@ -1,9 +1,11 @@
 """ConnectionTrigger: the deferrable ConnectionSensor's wait, run in the triggerer.
 
-It polls List Connections through the hook's async calls, sleeps ``poke_interval`` between polls,
-keeps going through transient failures (429, 5xx, network) with backoff, and ends at the deadline,
-whatever a poll is doing then: a poll still waiting for CData (its timeouts, its retries, a long
-``Retry-After``) is cancelled, and the trigger fires its timeout event on time.
+It polls List Connections through the event loop's shared poll of its (Airflow connection, child
+account) (:mod:`airflow_provider_cdata.polling`: one call per interval for every trigger waiting on
+that account, each applying its own criteria), sleeps ``poke_interval`` between polls, keeps going
+through transient failures (429, 5xx, network) with backoff, and ends at the deadline, whatever a poll
+is doing then: a poll still waiting for CData (its timeouts, its retries, a long ``Retry-After``) is
+cancelled, and the trigger fires its timeout event on time.
 Readiness is the criteria's (:class:`~airflow_provider_cdata.criteria.ConnectionCriteria`): with the
 default ``statuses`` only an ``Authenticated`` connection fires the event; a ``Conditional`` one (a Save &
 Test that passed only in part) is waited past, unless ``statuses`` names it.
@@ -15,18 +17,17 @@ imports the hook lazily (the triggerer imports this module by its classpath).
 from __future__ import annotations
 
 import asyncio
+import copy
 import time
 from collections.abc import AsyncIterator, Coroutine
-from typing import TYPE_CHECKING, Any, TypeVar
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol, TypeVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_cdata import DEFAULT_CONN_ID
 from airflow_provider_cdata.criteria import ConnectionCriteria
 from airflow_provider_cdata.exceptions import CDataAPIError, CDataError
-
-if TYPE_CHECKING:
-    from airflow_provider_cdata.hooks import CDataHook
 
 # The event's status names, read by ConnectionSensor.execute_complete too.
 SUCCESS = "success"  # a matching connection was listed: it is the event's "connection"
@@ -37,6 +38,12 @@ ERROR = "error"  # a failure that waiting cannot fix (bad criteria, a 4xx, a bad
 MAX_ERROR_BACKOFF_SECONDS = 300.0
 
 T = TypeVar("T")
+
+
+class ConnectionSource(Protocol):
+    """Where a trigger's polls get the account's connections (the shared poll, see polling.py)."""
+
+    async def connections(self, max_age: float) -> list[dict[str, Any]]: ...
 
 
 class ConnectionTrigger(BaseTrigger):
@@ -76,33 +83,31 @@ class ConnectionTrigger(BaseTrigger):
 
     async def wait(self) -> TriggerEvent:
         """Poll until a connection matches, the deadline passes, or waiting cannot help; the one event."""
-        from airflow_provider_cdata.hooks import CDataHook
-
         try:
             criteria = ConnectionCriteria.from_dict(self.criteria)
         except CDataError as exc:
             return _event(ERROR, f"Invalid criteria: {exc}")
-        hook = CDataHook(cdata_conn_id=self.cdata_conn_id, account_id=self.account_id)
-        try:
+        async with self._subscribe() as source:
             if self.deadline is None:
-                return await self._poll(hook, criteria)
+                return await self._poll(source, criteria)
             # The hook's timeouts and retries bound one poll, not the wait: the deadline does.
-            event = await _before_deadline(self._poll(hook, criteria), self.deadline)
+            event = await _before_deadline(self._poll(source, criteria), self.deadline)
             return event if event is not None else self._timed_out(criteria)
-        finally:
-            await hook.aclose()
 
-    async def _poll(self, hook: CDataHook, criteria: ConnectionCriteria) -> TriggerEvent:
+    def _subscribe(self) -> AbstractAsyncContextManager[ConnectionSource]:
+        """The loop's shared poll of this trigger's (connection, account); left when the wait ends."""
+        from airflow_provider_cdata.polling import subscribe
+
+        return subscribe(self.cdata_conn_id, self.account_id)
+
+    async def _poll(self, source: ConnectionSource, criteria: ConnectionCriteria) -> TriggerEvent:
         failures = 0
         self.log.info("Waiting for a connection matching %s", criteria.describe())
         while True:
             pause = self.poke_interval
             try:
-                connections = await hook.alist_connections(
-                    account_id=self.account_id,
-                    data_source=criteria.data_source,
-                    external_id=criteria.external_id,
-                )
+                # An answer up to one interval old, shared with every trigger on this account.
+                connections = await source.connections(max_age=self.poke_interval)
             except CDataAPIError as exc:
                 # Worth waiting out: no answer (network, timeout), 429 or 5xx; not a 4xx or a bad certificate.
                 if not exc.retryable:
@@ -120,7 +125,8 @@ class ConnectionTrigger(BaseTrigger):
                 match = criteria.first_match(connections)
                 if match is not None:
                     message = f"Connection {match.get('id')} matches {criteria.describe()}"
-                    return _event(SUCCESS, message, match)
+                    # A copy: the listing is shared, the event is this trigger's own.
+                    return _event(SUCCESS, message, copy.deepcopy(match))
             remaining = None if self.deadline is None else self.deadline - time.time()
             if remaining is not None and remaining <= 0:
                 return self._timed_out(criteria)

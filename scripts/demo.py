@@ -184,8 +184,10 @@ class Customer(threading.Thread):
         raise TimeoutError("no connect link in XCom")
 
     def _trigger_polls(self) -> int:
-        # The trigger polls with the hook's async client (httpx); the task's own poke uses requests.
-        return sum(1 for r in emulator_log(self.root) if r["route"] == "list" and "httpx" in r["user_agent"])
+        # The trigger polls with the hook's async client (aiohttp); the task's own poke uses requests.
+        return sum(
+            1 for r in emulator_log(self.root) if r["route"] == "list" and "aiohttp" in r["user_agent"]
+        )
 
 
 # -- the three runs -----------------------------------------------------------------------------------

@@ -6,7 +6,9 @@ is "unknown" for every request (issue 17). The names must hold on every FastAPI 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Callable, MutableMapping
+from typing import Any
 
 import fastapi
 import pytest
@@ -82,3 +84,47 @@ def test_a_fault_on_a_route_fires_there_and_only_there(cdata: CData, route: str)
     assert call(cdata, *routes[route]).status_code == 503
     assert cdata.emulator.counters.faults["status"] == 1
     assert [r.fault for r in cdata.emulator.requests(route)] == ["status"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "route"),
+    [
+        ("DELETE", "/api/poweredby/connection/delete/{id}", "delete"),
+        ("DELETE", "/api/poweredby/connection/{id}/metadata", "clear_metadata"),
+        ("DELETE", "/api/poweredby/{id}/metadata", "clear_metadata_openapi"),
+    ],
+)
+def test_an_answer_without_a_body_is_logged_before_its_headers_go_out(
+    cdata: CData, method: str, path: str, route: str
+) -> None:
+    """An empty answer is whole once its headers are sent, so a client (a test) may read the counters
+    before the empty body message: the request must already be there. Driven at the ASGI level, which
+    shows the moment each message goes out (over TCP this was a race, lost under load)."""
+    connection_id = cdata.emulator.add_connection(cdata.account_id)["id"]
+    token = cdata.token().encode()
+    seen_at_headers: list[int] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            assert dict(message["headers"])[b"content-length"] == b"0"
+            seen_at_headers.append(cdata.emulator.counters.count(route, message["status"]))
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path.format(id=connection_id),
+        "raw_path": path.format(id=connection_id).encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"authorization", b"Bearer " + token), (b"host", b"127.0.0.1")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 80),
+    }
+    asyncio.run(cdata.emulator.app(scope, receive, send))
+    assert seen_at_headers == [1]

@@ -134,7 +134,7 @@ def customer_once_the_trigger_polls(cdata: CData) -> Iterator[dict[str, Any]]:
 
 
 def _trigger_polls(cdata: CData) -> int:
-    return sum(1 for r in cdata.emulator.requests("list") if "httpx" in r.user_agent)
+    return sum(1 for r in cdata.emulator.requests("list") if "aiohttp" in r.user_agent)
 
 
 def test_customer_onboarding_waits_deferred_for_the_customer_then_refreshes(

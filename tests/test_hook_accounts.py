@@ -1,6 +1,6 @@
 """CDataHook's child-account and data-source calls (issue 11) against the emulator over real HTTP.
 
-Every test runs twice, through the sync methods (requests) and the async twins (httpx), with the
+Every test runs twice, through the sync methods (requests) and the async twins (aiohttp), with the
 ``run`` fixture of tests/test_hook_calls.py.
 """
 

@@ -1,6 +1,6 @@
 """CDataHook against the emulator over real HTTP: every call, tokens, keep-alive, retries and errors.
 
-Most tests run twice, through the sync methods (requests) and the async ones (httpx), with the
+Most tests run twice, through the sync methods (requests) and the async ones (aiohttp), with the
 ``run`` fixture: ``run(hook, "list_connections", ...)`` calls ``hook.list_connections(...)`` or awaits
 ``hook.alist_connections(...)`` on one event loop kept for the whole test.
 """
@@ -656,7 +656,7 @@ def test_an_error_body_echoing_the_token_is_scrubbed(plain: PlainServer, run: Ru
 
 # -- the shared async client -------------------------------------------------------------------------------
 def client_of(hook: CDataHook) -> Any:
-    """The shared httpx client the hook's async transport holds now (None before its first call)."""
+    """The shared aiohttp session the hook's async transport holds now (None before its first call)."""
     return hook._atransport.client if hook._atransport is not None else None
 
 
@@ -697,9 +697,9 @@ def test_the_last_aclose_closes_the_shared_client_and_a_new_loop_gets_a_new_one(
         assert client is client_of(second)
         assert shared_clients.users(first.settings.api_url) == 2
         await first.aclose()
-        assert not client.is_closed
+        assert not client.closed
         await second.aclose()
-        assert client.is_closed
+        assert client.closed
         return client
 
     first_client = asyncio.run(use_two_hooks())
@@ -734,6 +734,33 @@ def test_async_calls_never_read_the_connection_the_blocking_way(
             await cdata_hook_env.aclose()
 
     assert asyncio.run(list_and_close()) == []
+
+
+def test_concurrent_first_async_calls_read_the_connection_once(
+    cdata_hook_env: CDataHook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A triggerer's first poll burst on a new hook: one read of the connection (and one key load),
+    not one per call, while the others wait for it."""
+    reads: list[str] = []
+    real = CDataHook.aget_connection.__func__  # type: ignore[attr-defined]
+
+    async def counting(cls: type[CDataHook], conn_id: str) -> Any:
+        reads.append(conn_id)
+        return await real(cls, conn_id)
+
+    monkeypatch.setattr(CDataHook, "aget_connection", classmethod(counting))
+
+    async def burst() -> list[Any]:
+        try:
+            results: list[Any] = await asyncio.gather(
+                *(cdata_hook_env.alist_connections() for _ in range(20))
+            )
+            return results
+        finally:
+            await cdata_hook_env.aclose()
+
+    assert asyncio.run(burst()) == [[]] * 20
+    assert reads == [cdata_hook_env.cdata_conn_id]
 
 
 # -- the policy's arithmetic ---------------------------------------------------------------------------------

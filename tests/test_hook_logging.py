@@ -1,6 +1,6 @@
 """Logs at DEBUG, from every call sync and async, successes and failures, hold no secret.
 
-Captured: every stdlib record (the hook's, urllib3's, httpx's, httpcore's, Airflow's) and everything
+Captured: every stdlib record (the hook's, urllib3's, aiohttp's, Airflow's) and everything
 written to stdout/stderr (Airflow's structlog output). Searched for: the private key's base64 lines,
 each minted JWT, each connect-URL token, and anything shaped like a JWT at all.
 """
@@ -27,7 +27,16 @@ from tests.conftest import CData, _private_key, cdata_connection
 REDIRECT = "https://app.example.com/done"
 UNKNOWN_ID = "123e4567-e89b-12d3-a456-426614174000"
 JWT_SHAPE = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
-LOGGERS = ["", "airflow_provider_cdata", "urllib3", "httpx", "httpcore", "airflow", "asyncio"]
+LOGGERS = [
+    "",
+    "airflow_provider_cdata",
+    "urllib3",
+    "aiohttp",
+    "aiohttp.client",
+    "aiohttp.internal",
+    "airflow",
+    "asyncio",
+]
 
 
 @pytest.fixture
@@ -142,7 +151,10 @@ def test_debug_logs_hold_no_key_no_jwt_and_no_connect_url_token(
     logged = everything_logged(debug_logs, capfd)
     assert re.search(r"CData API (GET|POST|DELETE) /poweredby/\S+ -> 200 in [\d.]+ ms \(attempt \d\)", logged)
     assert "retry 1 of 5" in logged
-    assert ("urllib3" if mode == "sync" else "httpcore") in {r.name.split(".")[0] for r in debug_logs.records}
+    if mode == "sync":  # the HTTP library's own DEBUG lines are in the scan
+        assert "urllib3" in {r.name.split(".")[0] for r in debug_logs.records}
+    else:  # aiohttp writes no line per request, even at DEBUG; its loggers are captured all the same
+        assert all(logging.getLogger(name).isEnabledFor(logging.DEBUG) for name in LOGGERS)
 
     connect_tokens = [token for url in urls for token in parse_qs(urlsplit(url).query)["token"]]
     tokens = minted_tokens(cdata)

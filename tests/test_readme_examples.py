@@ -20,7 +20,7 @@ What runs each block:
   checked here to name the Airflow, wheel and pins file that script uses.
 
 Not run: ``docker compose up --build`` (no Docker engine here; tests/test_docker_compose.py checks the
-file and runs its emulator command) and ``python -m benchmarks`` (2 minutes of figures, never part of
+file and runs its emulator command) and ``python -m benchmarks`` (6 minutes of figures, never part of
 the pass/fail run: issue 7).
 """
 

@@ -11,6 +11,7 @@ answers it does not cover.
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -209,3 +210,52 @@ def test_a_redirect_to_another_host_is_not_followed_and_the_token_stays_home(
         assert elsewhere.requests == [], "nothing, and no Authorization header, reached the other host"
     finally:
         elsewhere.stop()
+
+
+def _bearer(request: bytes) -> str:
+    """The bearer token a recorded request carried."""
+    header = next(line for line in request.split(b"\r\n") if line.lower().startswith(b"authorization:"))
+    return header.split(b"Bearer ", 1)[1].decode()
+
+
+def test_aiohttps_own_error_holds_the_token_and_the_hooks_error_does_not(
+    hostile: Callable[[Answer], RawServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A status line aiohttp cannot parse: aiohttp's own ClientResponseError carries the request's
+    headers (its repr shows the Authorization header); the hook's error, its chain and its log lines
+    must hold no token."""
+    import asyncio
+
+    import aiohttp
+
+    server = hostile(send(b"HTTP/1.1 abc Not a status\r\n\r\n"))
+    caplog.set_level(logging.DEBUG)
+
+    async def both() -> tuple[BaseException, CDataAPIError]:
+        hook = CDataHook()
+        try:
+            await hook.alist_connections()
+        except CDataAPIError as error:
+            ours = error
+        finally:
+            await hook.aclose()
+        assert len(server.requests) == MAX_RETRIES + 1, "no answer: retried"
+        token = _bearer(server.requests[0])
+        async with aiohttp.ClientSession() as session:
+            try:
+                await session.get(server.url, headers={"Authorization": f"Bearer {token}"})
+            except aiohttp.ClientResponseError as error:
+                return error, ours
+        raise AssertionError("aiohttp parsed a status line of 'abc'")
+
+    theirs, ours = asyncio.run(both())
+    tokens = {_bearer(request) for request in server.requests}
+    assert any(token in repr(theirs) for token in tokens), "the hazard is real: aiohttp's repr has it"
+    assert ours.status_code is None
+    assert "answer cut short" in ours.message
+    assert ours.__cause__ is None
+    assert ours.__context__ is None, "nothing chained leads back to aiohttp's exception"
+    texts = [str(ours), repr(ours), repr(ours.args), *(record.getMessage() for record in caplog.records)]
+    for token in tokens:
+        assert not any(token in text for text in texts)
+        assert not any(token.split(".")[2] in text for text in texts), "nor its signature"

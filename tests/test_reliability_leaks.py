@@ -3,7 +3,7 @@ successes, retries and failures, and a task that handles the key (from the passw
 tokens and a connect link itself. Collected: every line Airflow printed at DEBUG (task logs, the
 triggerer's lines, and the in-process supervisor's: under dag.test() it logs each message a task sends
 it, MaskSecret(value=<the secret>) included, issue 16), every stdlib record of the provider, urllib3,
-httpx and httpcore, and every rendered template field stored for every task. The same task also runs
+aiohttp, and every rendered template field stored for every task. The same task also runs
 under `airflow tasks test` at DEBUG, in a subprocess, and its output is scanned as well.
 
 Searched for: each line of the private key's PEM body (and any 20 characters in a row of it), every JWT
@@ -42,7 +42,7 @@ from tests.test_hook_logging import JWT_SHAPE, key_lines, minted_tokens, windows
 from tests.test_sensor import customer_after_polls
 
 UNKNOWN_ID = "0b5f7d5c-3e1a-4c55-9a66-2f3b1e7c9d10"
-STDLIB_LOGGERS = ("airflow_provider_cdata", "urllib3", "httpx", "httpcore")
+STDLIB_LOGGERS = ("airflow_provider_cdata", "urllib3", "aiohttp", "aiohttp.client", "aiohttp.internal")
 
 
 @dataclass

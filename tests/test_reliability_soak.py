@@ -59,7 +59,11 @@ ATTEMPT = re.compile(
     r"^CData API (?P<method>[A-Z]+) (?P<path>\S+) -> (?P<outcome>\S+) in [\d.]+ ms \(attempt (?P<n>\d+)\)$"
 )
 API_ROUTES = ("create", "edit", "list", "delete", "clear_metadata")
-NOT_SENT = ("ConnectTimeout", "ConnectError")  # requests' and httpx's names for "could not connect"
+NOT_SENT = (
+    "ConnectTimeout",
+    "ClientConnectorError",
+    "PoolTimeout",
+)  # requests' and aiohttp's "could not connect"
 
 
 @dataclass

@@ -1,12 +1,13 @@
 """The hook's transport where the benchmarks pushed it: the proxy environment read once per session,
 ~/.netrc kept away from the bearer token, the async client's bounded pool (and its wait, which times
-out like httpx's own), and the bounded registration of tokens with Airflow's secrets masker."""
+out before anything is sent), and the bounded registration of tokens with Airflow's secrets masker."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -95,11 +96,13 @@ def test_async_hooks_on_one_loop_keep_at_most_the_pool_size_in_flight(
 def test_waiting_for_a_pooled_connection_past_the_timeout_is_a_retried_timeout(
     cdata: CData, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # Each wave's calls take 0.25 s; the timeout bounds a whole exchange, so it leaves them room on a
-    # busy machine (a call cut off at its timeout frees its slot while the server still works on it),
-    # and the third wave, waiting from the start for the second to end (at ~0.5 s), waits past it.
-    use(monkeypatch, cdata, timeout=0.4, max_retries=5)
-    cdata.emulator.inject("latency", route="list", seconds=0.25)
+    # Each wave's calls take 1 s at the server. A slot is waited for at most the timeout, then the exchange
+    # has the timeout too: the second wave waits 1 s for its slots and has 0.6 s to spare on its exchange
+    # (a call cut off at its timeout would leave its request at the server, over the slots' count: on a
+    # loaded machine 0.15 s of spare was not enough), and the third, waiting from the start for the second
+    # to end (at ~2 s), waits past the timeout and is retried.
+    use(monkeypatch, cdata, timeout=1.6, max_retries=5)
+    cdata.emulator.inject("latency", route="list", seconds=1.0)
 
     async def three_waves() -> Any:
         hook = CDataHook()
@@ -110,7 +113,7 @@ def test_waiting_for_a_pooled_connection_past_the_timeout_is_a_retried_timeout(
 
     with caplog.at_level(logging.WARNING, logger="airflow_provider_cdata.hooks"):
         assert asyncio.run(three_waves()) == [[]] * (3 * ASYNC_POOL_SIZE)
-    waited = [r.getMessage() for r in caplog.records if "no free connection within 0.4 s" in r.getMessage()]
+    waited = [r.getMessage() for r in caplog.records if "no free connection within 1.6 s" in r.getMessage()]
     assert waited, "the third wave waited past the timeout, and was retried"
     assert cdata.emulator.counters.max_in_flight["list"] <= ASYNC_POOL_SIZE
 
@@ -119,18 +122,28 @@ def test_waiting_for_a_pooled_connection_past_the_timeout_is_a_retried_timeout(
 def test_a_wait_for_a_connection_counts_against_the_retries(
     cdata: CData, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Calls with a 1 s timeout hold every slot of the shared client (one per loop and host); a call
-    with a 0.2 s timeout waits for one, times out waiting, and that wait is an attempt, retried."""
-    use(monkeypatch, cdata, timeout=1.0, max_retries=0)
+    """Calls with a 2 s timeout hold every slot of the shared client (one per loop and host); a call
+    with a 0.2 s timeout, started once they are all at the server, waits for one, times out waiting,
+    and that wait is an attempt, retried."""
+    use(monkeypatch, cdata, timeout=2.0, max_retries=0)
     quick = cdata_connection(cdata, timeout=0.2, max_retries=1)
     monkeypatch.setenv("AIRFLOW_CONN_CDATA_QUICK", json.dumps(quick))
-    cdata.emulator.inject("latency", route="list", seconds=2.0)
+    cdata.emulator.inject("latency", route="list", seconds=3.0)
+
+    async def every_slot_at_the_server() -> None:
+        # On a loaded machine the quick call could otherwise take a slot before the others do.
+        deadline = time.monotonic() + 1.5
+        while cdata.emulator.counters.in_flight["list"] < ASYNC_POOL_SIZE:
+            assert time.monotonic() < deadline, "the held calls never all reached the emulator"
+            await asyncio.sleep(0.01)
 
     async def one_too_many() -> Any:
         hook, waiting = CDataHook(), CDataHook("cdata_quick")
         try:
-            calls = [hook.alist_connections() for _ in range(ASYNC_POOL_SIZE)]
-            return await asyncio.gather(*calls, waiting.alist_connections(), return_exceptions=True)
+            held = [asyncio.ensure_future(hook.alist_connections()) for _ in range(ASYNC_POOL_SIZE)]
+            await every_slot_at_the_server()
+            late = await asyncio.gather(waiting.alist_connections(), return_exceptions=True)
+            return [*await asyncio.gather(*held, return_exceptions=True), *late]
         finally:
             await hook.aclose()
             await waiting.aclose()

@@ -71,13 +71,16 @@ def calls(folder: Path) -> list[str]:
     return log.read_text().splitlines() if log.exists() else []
 
 
-def test_the_test_command_installs_the_system_packages_before_pytest_and_ci_calls_it() -> None:
+def test_the_test_command_installs_the_system_packages_before_pytest_and_ci_calls_it_per_version() -> None:
     steps = commands(REPO / "scripts" / "test.sh")
     pytest_step = next(i for i, step in enumerate(steps) if "-m pytest" in step)
     assert COMMAND in steps[:pytest_step]
+    # .ci/run runs the matrix (README: scripts/matrix.sh), which runs that same test command per version.
     ci = commands(REPO / ".ci" / "run")
-    assert any(step.endswith("bash scripts/test.sh") for step in ci), ci
-    assert not any("system-packages" in step for step in ci), (
+    assert any(step.startswith("bash scripts/matrix.sh ||") for step in ci), ci
+    matrix = commands(REPO / "scripts" / "matrix.sh")
+    assert any("bash scripts/test.sh" in step for step in matrix), matrix
+    assert not any("system-packages" in step for step in ci + matrix), (
         ".ci/run should get its system packages from the test command, like everyone else"
     )
 

@@ -155,15 +155,13 @@ def run_on_a_fresh_loop(main: Coroutine[Any, Any, Any]) -> tuple[Any, LoopReport
 
 async def all_request_slots_free(client: Any) -> bool:
     """Every one of the shared client's request slots can be taken at once, without waiting."""
-    import httpx
-
-    from airflow_provider_cdata.transport.aio import ASYNC_POOL_SIZE, request_slot
+    from airflow_provider_cdata.transport.aio import ASYNC_POOL_SIZE, PoolTimeout, request_slot
 
     try:
         async with contextlib.AsyncExitStack() as slots:
             for _ in range(ASYNC_POOL_SIZE):
                 await slots.enter_async_context(request_slot(client, 0.01))
-    except httpx.PoolTimeout:
+    except PoolTimeout:
         return False
     return True
 

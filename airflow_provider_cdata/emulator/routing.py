@@ -159,9 +159,9 @@ class EmulatorMiddleware:
         async def wrapped(message: Message) -> None:
             if message["type"] == "http.response.start":
                 record.status = message["status"]
-                if (b"content-length", b"0") in message.get("headers", []):
-                    # uvicorn writes the headers now, and with no body to come the client has its whole
-                    # answer: log the request before they go out, or a fast client may not find it.
+                if _empty_body(message):
+                    # Delete and Clear Metadata answer no body: the client has the whole answer with
+                    # the headers, before the (empty) body message below is even sent.
                     _keep_answer(record, [b""])
                     self.ctx.counters.finished(record)
             elif message["type"] == "http.response.body":
@@ -182,6 +182,10 @@ def _keep_answer(record: RequestRecord, chunks: list[bytes]) -> None:
         record.answer_cut = True
     else:
         record.answer = b"".join(chunks)
+
+
+def _empty_body(start: Message) -> bool:
+    return any(k.lower() == b"content-length" and v.strip() == b"0" for k, v in start.get("headers", []))
 
 
 def _fault_response(rule: FaultRule) -> Response:

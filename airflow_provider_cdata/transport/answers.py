@@ -7,7 +7,6 @@ every snippet, of every answer and every failure, is made by :func:`snippet`, wh
 
 from __future__ import annotations
 
-import dataclasses
 import email.utils
 import http
 import json
@@ -18,7 +17,6 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import requests
 import urllib3
 
@@ -128,7 +126,7 @@ def settle(call: Call, answer: Answer, state: CallState) -> Answer:
     an error: CData does not know the id, and nothing was deleted.
     """
     if 200 <= answer.status < 300 or (answer.status == 404 and call.route.gone_is_done and state.maybe_done):
-        return dataclasses.replace(answer, tokens=tuple(state.tokens))
+        return Answer(answer.status, answer.headers, answer.content, answer.attempts, tuple(state.tokens))
     if answer.status >= 500:
         state.maybe_done = True
     message = error_message(answer, state.tokens)
@@ -147,40 +145,42 @@ NOT_REPEATED = "not retried: the attempt may have been carried out, and another 
 
 
 def network_error(call: Call, exc: BaseException, state: CallState) -> CDataAPIError:
-    """A failure with no HTTP answer: refused, reset, timed out, cut short, or a TLS failure."""
+    """A failure of the sync transport (requests) with no HTTP answer: refused, reset, timed out, cut
+    short, or a TLS failure. The async transport classifies aiohttp's failures itself (``aio``)."""
     tls = is_tls_failure(exc)
     if tls:
         kind = "TLS failure"
-    elif isinstance(exc, requests.Timeout | httpx.TimeoutException):
+    elif isinstance(exc, requests.Timeout):
         kind = "timed out"
-    elif isinstance(exc, requests.exceptions.ChunkedEncodingError | httpx.RemoteProtocolError):
+    elif isinstance(exc, requests.exceptions.ChunkedEncodingError):
         kind = "connection closed or answer cut short"
     else:
         kind = "connection error"
-    if not tls and not is_connect_failure(exc):
+    return no_answer(
+        call, kind, str(exc) or type(exc).__name__, state, sent=not is_connect_failure(exc), tls=tls
+    )
+
+
+def no_answer(call: Call, kind: str, detail: str, state: CallState, sent: bool, tls: bool) -> CDataAPIError:
+    """The one error of an attempt that got no HTTP answer, whichever transport made it: ``kind`` says
+    what happened, ``detail`` is the HTTP library's text (scrubbed of every token here), ``sent`` whether
+    the request may have left (then the server may have carried it out), ``tls`` a certificate or
+    handshake failure (not retried)."""
+    if sent and not tls:
         state.maybe_done = True  # sent, and the answer lost: the server may have carried it out
-    detail = snippet(str(exc), state.tokens) or type(exc).__name__
+    text = snippet(detail, state.tokens) or kind
     # A certificate that does not verify will not verify on the next try either.
     retryable = not tls
     if not call.route.repeatable and state.maybe_done:
-        retryable, detail = False, f"{detail}; {NOT_REPEATED}"
-    return CDataAPIError(
-        call.method, call.path, None, f"{kind}: {detail}", state.requests, retryable=retryable
-    )
+        retryable, text = False, f"{text}; {NOT_REPEATED}"
+    return CDataAPIError(call.method, call.path, None, f"{kind}: {text}", state.requests, retryable=retryable)
 
 
 def is_connect_failure(exc: BaseException | None) -> bool:
     """The request never left: no connection could be made (refused, no route, connect timeout)."""
     seen = 0
     while exc is not None and seen < 10:
-        if isinstance(
-            exc,
-            requests.exceptions.ConnectTimeout
-            | urllib3.exceptions.NewConnectionError
-            | httpx.ConnectError
-            | httpx.ConnectTimeout
-            | httpx.PoolTimeout,
-        ):
+        if isinstance(exc, requests.exceptions.ConnectTimeout | urllib3.exceptions.NewConnectionError):
             return True
         reason = getattr(exc, "reason", None)  # urllib3's MaxRetryError, inside requests' errors
         if isinstance(reason, BaseException) and is_connect_failure(reason):

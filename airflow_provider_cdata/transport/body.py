@@ -1,7 +1,7 @@
 """Reading an answer's body: decoded here (gzip, deflate), as it arrives, and never past a cap.
 
 Both transports read the raw bytes themselves and feed them to a :class:`BodyReader`, so neither
-``requests``/``urllib3`` nor ``httpx`` decodes a body: a body that does not decode is a
+``requests``/``urllib3`` nor ``aiohttp`` decodes a body: a body that does not decode is a
 :class:`~airflow_provider_cdata.exceptions.CDataAPIError` (retried: a damaged body is a fault on the
 way, not CData's answer), and decompression stops at :data:`MAX_BODY_BYTES` whatever the ratio (a few
 hundred KB of gzip can inflate to GBs), so no more than the cap is ever held.
@@ -26,7 +26,7 @@ ACCEPT_ENCODING = "gzip, deflate"
 # large output would briefly take twice its size.
 DECODE_STEP = 1024 * 1024
 
-# Raw bytes asked of the socket per read (the sync transport; httpx reads as the network delivers).
+# Raw bytes asked of the socket per read (the sync transport; aiohttp reads as the network delivers).
 READ_CHUNK = 64 * 1024
 
 
@@ -134,7 +134,7 @@ class BodyReader:
             while data:
                 if decoder.eof:
                     if self._coding != "gzip":
-                        return  # bytes after the end of a deflate stream: ignored, as urllib3 and httpx do
+                        return  # bytes after the end of a deflate stream: ignored, as urllib3 and aiohttp do
                     data = data.lstrip(b"\x00")  # NUL padding after a member, as Python's gzip allows
                     if not data:
                         return

@@ -67,7 +67,7 @@ class Call:
 @dataclass(frozen=True)
 class Answer:
     status: int
-    headers: Mapping[str, str]  # requests' and httpx's header maps are both case-insensitive
+    headers: Mapping[str, str]  # requests' and aiohttp's header maps are both case-insensitive
     content: bytes
     attempts: int
     # Every token the call sent, to scrub from any snippet of this answer (settle() fills it in).

@@ -210,6 +210,9 @@ def airflow_environment(home: Path, dags_folder: Path, api_port: int) -> dict[st
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
             "AIRFLOW__SCHEDULER__CATCHUP_BY_DEFAULT": "False",
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+            # The UI's Test button for connections (Airflow's default "Disabled" greys it out): the
+            # form test presses it.
+            "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
             **SPEED_CONFIG,
         }
     )

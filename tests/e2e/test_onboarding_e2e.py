@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import time
 from collections import Counter
 from pathlib import Path
@@ -24,6 +25,8 @@ import pytest
 from playwright.sync_api import Page
 
 from airflow_provider_cdata import DEFAULT_MAX_RETRIES, get_provider_info
+from airflow_provider_cdata.emulator import KeyPair, complete_flow
+from tests.e2e import airflow_ui
 from tests.e2e.api import AirflowAPI
 from tests.e2e.browser import fill_and_save
 from tests.e2e.conftest import E2ECData
@@ -44,6 +47,7 @@ REFRESH = "cdata_metadata_refresh"
 TRIGGER_CLASSPATH = "airflow_provider_cdata.triggers.ConnectionTrigger"
 # The customer's app. Not on loopback: the browser fixture answers it with a stub page, offline.
 APP_URL = "https://app.example.com/onboarded?customer=42"
+POKE_WINDOW = 5.0  # seconds of polls counted while all ten wait (the DAG polls every second here)
 IDLE_WORKER = "airflow worker -- LocalExecutor: <idle>"
 CLEARED_ID = re.compile(r"/connection/([^/]+)/metadata$")
 
@@ -104,6 +108,7 @@ def test_customer_connects_in_chromium_while_the_sensor_waits_deferred_in_the_re
     api, emulator = airflow_stack.api, e2e_cdata.emulator
     api.unpause(ONBOARDING)
     conf = {"account_id": e2e_cdata.account_id, "data_source": "Salesforce", "redirect_url": APP_URL}
+    since = len(emulator.requests("list"))
     run_id = api.trigger(ONBOARDING, conf=conf)
     external_id = f"onboarding-{run_id}"
 
@@ -119,8 +124,8 @@ def test_customer_connects_in_chromium_while_the_sensor_waits_deferred_in_the_re
     pool = api.pool()
     assert (pool["running_slots"], pool["occupied_slots"], pool["deferred_slots"]) == (0, 0, 1), pool
     assert_no_worker_runs(airflow_stack, sensor["id"])
-    polls = wait_for_trigger_polls(api, run_id, e2e_cdata, at_least=2)
-    assert all(poll.claims and poll.claims["sub"] == e2e_cdata.account_id for poll in polls)
+    polls = wait_for_trigger_polls(api, run_id, e2e_cdata, at_least=2, since=since)
+    assert all(not poll.query for poll in polls), "the shared poll lists the account; the trigger filters"
     assert api.task_instance(ONBOARDING, run_id, "wait_for_connection")["state"] == "deferred"
 
     screenshot = artifacts_dir / "onboarding-connect-page.png"
@@ -196,7 +201,124 @@ def test_a_scheduled_metadata_refresh_clears_every_connection_of_each_account_on
     assert_no_secret_in(api.run_logs(REFRESH, run_id), e2e_cdata)
 
 
+def test_ten_onboardings_of_one_account_share_one_poll_in_the_real_triggerer(
+    airflow_stack: AirflowStack, e2e_cdata: E2ECData
+) -> None:
+    """Ten runs of one child account deferred at once: the triggerer's ten ConnectionTriggers share one
+    List Connections per poke interval (1 s here), and each resumes on its own customer's connection."""
+    api, emulator = airflow_stack.api, e2e_cdata.emulator
+    api.unpause(ONBOARDING)
+    conf = {"account_id": e2e_cdata.account_id, "data_source": "Salesforce", "redirect_url": APP_URL}
+    run_ids = [api.trigger(ONBOARDING, conf=conf) for _ in range(10)]
+    for run_id in run_ids:
+        wait_until_triggerer_holds(api, run_id, "wait_for_connection", timeout=120)
+    links = {run_id: api.xcom(ONBOARDING, run_id, "create_connect_link") for run_id in run_ids}
+
+    # All ten wait in the triggerer: count its polls of the account over a few poke intervals.
+    since, started = len(emulator.requests("list")), time.monotonic()
+    time.sleep(POKE_WINDOW)
+    polls, elapsed = len(triggerer_polls(e2e_cdata, e2e_cdata.account_id, since)), time.monotonic() - started
+    assert {api.task_instance(ONBOARDING, r, "wait_for_connection")["state"] for r in run_ids} == {"deferred"}
+    # Polling on its own, each trigger would make one call a second: ~10 a second.
+    assert 1 <= polls <= 2 * elapsed, f"{polls} List Connections in {elapsed:.1f} s for 10 waiting triggers"
+
+    landed = {run_id: complete_flow(url, name=f"Customer {run_id[-6:]}") for run_id, url in links.items()}
+    for run_id in run_ids:
+        assert api.wait_for_run(ONBOARDING, run_id, timeout=120)["state"] == "success"
+        connection = api.xcom(ONBOARDING, run_id, "wait_for_connection")
+        assert connection["id"] == landed[run_id]["cdata_connection_id"]
+        assert connection["externalId"] == f"onboarding-{run_id}"
+
+
 # -- helpers ------------------------------------------------------------------------------------------
+def test_a_cdata_connection_made_in_the_airflow_ui_form_passes_its_test_and_a_wrong_key_is_named(
+    airflow_stack: AirflowStack, e2e_cdata: E2ECData, other_keys: KeyPair, page: Page, artifacts_dir: Path
+) -> None:
+    """Issue 17, item 5: what a user does in Airflow's own UI, in Chromium, on every version of the matrix.
+
+    The form is the one the running api-server draws (3.2+ from the provider info, 3.1 from the hook);
+    its Test button runs the hook's ``test_connection`` in the api-server, against the emulator. Where
+    Airflow's Test button refuses every connection without a port before any hook runs (3.3.2:
+    ``airflow_ui.button_refuses_connections_without_a_port``), the test proves the refusal the user sees
+    and runs the same ``test_connection`` on the connection the form saved with ``airflow connections
+    test``. Screenshots: ``artifacts/form-<airflow version>/``.
+    """
+    import airflow
+
+    shots = artifacts_dir.parent / f"form-{airflow.__version__}"
+    shutil.rmtree(shots, ignore_errors=True)
+    shots.mkdir(parents=True)
+    refuses_portless = airflow_ui.button_refuses_connections_without_a_port()
+    page.set_viewport_size({"width": 1280, "height": 1000})
+    api, conn_id = airflow_stack.api, "cdata_from_the_form"
+    # Its own child account, so the other tests' counts of the emulator's calls are not touched.
+    account_id = e2e_cdata.emulator.add_account(e2e_cdata.parent_id, external_id="form-user")["id"]
+    airflow_ui.sign_in(page, airflow_stack.api_url, api.username, api.password)
+
+    dialog = airflow_ui.add_cdata_connection(
+        page,
+        conn_id,
+        host=e2e_cdata.base_url,
+        login=e2e_cdata.parent_id,
+        private_pem=e2e_cdata.keys.private_pem,
+        account_id=account_id,
+        screenshot=shots / "1-add-form.png",
+    )
+    dialog.screenshot(path=str(shots / "1-add-form-extras.png"))
+    stored = airflow_ui.save(page, dialog, "POST")
+    assert (stored["conn_type"], stored["host"], stored["login"]) == (
+        "cdata",
+        e2e_cdata.base_url,
+        e2e_cdata.parent_id,
+    )
+    assert json.loads(stored["extra"])["account_id"] == account_id
+    assert stored["password"] != e2e_cdata.keys.private_pem, "the api-server answers with the key masked"
+
+    passed = airflow_ui.press_test(page, conn_id)
+    if refuses_portless:  # Airflow 3.3.2: the button cannot test it; the CLI runs the same test
+        assert passed.refused, passed
+        assert "differs from the stored connection" in passed.message, passed.message
+        airflow_ui.result_icon(page, conn_id, "red").wait_for()
+        # All the user is shown: the api-server's reason is in the answer only.
+        page.get_by_text("Bad Request").first.wait_for()
+        page.screenshot(path=str(shots / "2-test-refused-by-airflow.png"))
+        passed = airflow_ui.cli_test(airflow_stack, conn_id, "connections-test-good-key")
+    else:
+        assert passed.status, passed.message
+        assert passed.message.startswith(f"Connected to {e2e_cdata.base_url}"), passed.message
+        airflow_ui.result_icon(page, conn_id, "green").wait_for()
+        page.screenshot(path=str(shots / "2-test-passed.png"))
+    assert passed.status, passed.message
+    tested = [r for r in e2e_cdata.emulator.requests("list") if (r.claims or {}).get("sub") == account_id]
+    assert tested, "the Test button reached the emulator"
+
+    # The same connection, edited to a key the emulator has never seen: the message says why.
+    dialog = airflow_ui.open_edit(page, conn_id)
+    dialog.get_by_label(airflow_ui.PASSWORD).fill(other_keys.private_pem)
+    dialog.screenshot(path=str(shots / "3-edit-other-key.png"))
+    airflow_ui.save(page, dialog, "PATCH")
+    failed = airflow_ui.press_test(page, conn_id)
+    if refuses_portless:
+        assert failed.refused, failed
+        failed = airflow_ui.cli_test(airflow_stack, conn_id, "connections-test-unknown-key")
+    else:
+        airflow_ui.result_icon(page, conn_id, "red").wait_for()
+        page.get_by_text("signature does not match the registered public key").first.wait_for()
+        page.screenshot(path=str(shots / "4-test-failed.png"))
+    assert not failed.status
+    assert "HTTP 401" in failed.message, failed.message
+    assert "signature does not match the registered public key" in failed.message, failed.message
+    assert e2e_cdata.parent_id in failed.message, "it names the parent account the key must belong to"
+    known = [*pem_body_lines(other_keys.private_pem), *pem_body_lines(e2e_cdata.keys.private_pem)]
+    assert leaked_secrets(failed.message + passed.message, known) == []
+    expected = (
+        ["2-test-refused-by-airflow.png"] if refuses_portless else ["2-test-passed.png", "4-test-failed.png"]
+    )
+    assert sorted(path.name for path in shots.glob("*.png")) == sorted(
+        ["1-add-form.png", "1-add-form-extras.png", "3-edit-other-key.png", *expected]
+    )
+
+
 def wait_until_triggerer_holds(
     api: AirflowAPI, run_id: str, task_id: str, timeout: float = 60.0
 ) -> dict[str, Any]:
@@ -231,18 +353,25 @@ def assert_no_worker_runs(stack: AirflowStack, ti_id: str, timeout: float = 10.0
         time.sleep(0.2)
 
 
+def triggerer_polls(cdata: E2ECData, account_id: str, since: int = 0) -> list[Any]:
+    """The triggerer's List Connections calls for ``account_id`` (the hook's async client, aiohttp),
+    from the ``since``-th on. They list the whole child account, once for every trigger waiting on it
+    (the shared poll): no filter in the query."""
+    return [
+        record
+        for record in cdata.emulator.requests("list")[since:]
+        if "aiohttp" in record.user_agent and (record.claims or {}).get("sub") == account_id
+    ]
+
+
 def wait_for_trigger_polls(
-    api: AirflowAPI, run_id: str, cdata: E2ECData, at_least: int, timeout: float = 30.0
+    api: AirflowAPI, run_id: str, cdata: E2ECData, at_least: int, since: int = 0, timeout: float = 30.0
 ) -> list[Any]:
-    """The triggerer's List Connections calls for this run (the hook's async client, httpx), while the
-    sensor stays deferred. A triggerer that cannot load or run the trigger fails the task: say so."""
+    """The triggerer's polls of the child account (from the ``since``-th List Connections on), while
+    the sensor stays deferred. A triggerer that cannot load or run the trigger fails the task: say so."""
     deadline = time.monotonic() + timeout
     while True:
-        polls = [
-            record
-            for record in cdata.emulator.requests("list")
-            if "httpx" in record.user_agent and record.query.get("externalId") == f"onboarding-{run_id}"
-        ]
+        polls = triggerer_polls(cdata, cdata.account_id, since)
         if len(polls) >= at_least:
             return polls
         ti = api.task_instance(ONBOARDING, run_id, "wait_for_connection")
