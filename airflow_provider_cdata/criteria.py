@@ -149,7 +149,8 @@ class ConnectionCriteria:
             moment = last_modified(connection)
             if moment is None or moment <= self.modified_after:
                 return False
-        # Older API versions send no status: such a connection passes the status check.
+        # Older API versions send no status: such a connection passes the status check. The set is
+        # open (Authenticated, NotAuthenticated, Conditional, ...): a status is accepted only if named.
         status = connection.get("status")
         return self.statuses is None or status is None or status in self.statuses
 

@@ -66,15 +66,11 @@ from airflow_provider_cdata.transport.answers import (
     decode_connections,
     settle,
 )
-from airflow_provider_cdata.transport.payloads import create_body, list_params
+from airflow_provider_cdata.transport.payloads import create_body, edit_body, list_params
 from airflow_provider_cdata.transport.retry import RetryPolicy
 from airflow_provider_cdata.transport.routes import ROUTES, USER_AGENT, Answer, Call, CallState, Route
 from airflow_provider_cdata.transport.sync import SyncTransport
-from airflow_provider_cdata.validation import (
-    validate_name,
-    validate_redirect_url,
-    validate_uuid,
-)
+from airflow_provider_cdata.validation import validate_name, validate_uuid
 
 __all__ = [  # CDataHook, and what was importable from here before the split
     "ASYNC_POOL_SIZE",
@@ -155,22 +151,35 @@ class CDataHook(AccountCalls, BaseHook):
     # -- public sync API ---------------------------------------------------------------------------
     def create_connection(
         self,
-        data_source: str,
-        redirect_url: str,
+        data_source: str | None = None,
+        redirect_url: str | None = None,
         name: str | None = None,
         external_id: str | None = None,
         account_id: str | None = None,
+        editable_name: bool | None = None,
     ) -> str:
-        """Ask CData for a connect URL where the customer creates a ``data_source`` connection."""
-        body = create_body(data_source, redirect_url, name, external_id)
+        """Ask CData for a connect URL where the customer creates a connection: of ``data_source``, or
+        (``None``) of the one the customer picks on CData's page; ``redirect_url`` is required (a
+        keyword since ``data_source`` may be left out). ``external_id`` must be
+        unique in the child account (a duplicate: CDataAPIError 409); ``editable_name=False`` locks the
+        name field to ``name``. Only the arguments given are sent."""
+        body = create_body(data_source, redirect_url, name, external_id, editable_name)
         settings = self._ready()
         call = self._call(settings, "create", account_id, json=body)
         return mask_connect_url(decode_connect_url(call, self._request(call), settings.api_url))
 
-    def edit_connection(self, connection_id: str, redirect_url: str, account_id: str | None = None) -> str:
-        """Ask CData for a connect URL where the customer edits connection ``connection_id``."""
+    def edit_connection(
+        self,
+        connection_id: str,
+        redirect_url: str,
+        account_id: str | None = None,
+        name: str | None = None,
+        editable_name: bool | None = None,
+    ) -> str:
+        """Ask CData for a connect URL where the customer edits connection ``connection_id`` (``name``:
+        the name to suggest, or with ``editable_name=False`` to enforce)."""
         connection_id = validate_uuid(connection_id, "connection_id")
-        body = {"redirectURL": validate_redirect_url(redirect_url, "redirect_url")}
+        body = edit_body(redirect_url, name, editable_name)
         settings = self._ready()
         call = self._call(settings, "edit", account_id, connection_id=connection_id, json=body)
         return mask_connect_url(decode_connect_url(call, self._request(call), settings.api_url))
@@ -222,22 +231,28 @@ class CDataHook(AccountCalls, BaseHook):
     # -- public async API (the trigger's) ----------------------------------------------------------
     async def acreate_connection(
         self,
-        data_source: str,
-        redirect_url: str,
+        data_source: str | None = None,
+        redirect_url: str | None = None,
         name: str | None = None,
         external_id: str | None = None,
         account_id: str | None = None,
+        editable_name: bool | None = None,
     ) -> str:
-        body = create_body(data_source, redirect_url, name, external_id)
+        body = create_body(data_source, redirect_url, name, external_id, editable_name)
         settings = await self._aready()
         call = self._call(settings, "create", account_id, json=body)
         return await amask_connect_url(decode_connect_url(call, await self._arequest(call), settings.api_url))
 
     async def aedit_connection(
-        self, connection_id: str, redirect_url: str, account_id: str | None = None
+        self,
+        connection_id: str,
+        redirect_url: str,
+        account_id: str | None = None,
+        name: str | None = None,
+        editable_name: bool | None = None,
     ) -> str:
         connection_id = validate_uuid(connection_id, "connection_id")
-        body = {"redirectURL": validate_redirect_url(redirect_url, "redirect_url")}
+        body = edit_body(redirect_url, name, editable_name)
         settings = await self._aready()
         call = self._call(settings, "edit", account_id, connection_id=connection_id, json=body)
         return await amask_connect_url(decode_connect_url(call, await self._arequest(call), settings.api_url))

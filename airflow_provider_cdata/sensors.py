@@ -43,7 +43,10 @@ class ConnectionSensor(BaseSensorOperator):
         a date alone, as ``{{ ds }}`` renders, means midnight UTC of that day).
     :param statuses: accepted ``status`` values: one name (``"Authenticated"``) or a list of names
         (default ``("Authenticated",)``); None for any. An empty list is refused. A connection without
-        a ``status`` field (older API versions) passes this check. Templated.
+        a ``status`` field (older API versions) passes this check. ``Conditional`` (CData's status
+        for a connection whose Save & Test passed only in part) is not ready by default: add it,
+        ``statuses=["Authenticated", "Conditional"]``, to accept it. Any other value CData sends is
+        compared as it is (the set is open). Templated.
     :param deferrable: hand the wait to the triggerer (``ConnectionTrigger``), holding no worker slot.
     """
 

@@ -6,6 +6,10 @@ that account, each applying its own criteria), sleeps ``poke_interval`` between 
 through transient failures (429, 5xx, network) with backoff, and ends at the deadline, whatever a poll
 is doing then: a poll still waiting for CData (its timeouts, its retries, a long ``Retry-After``) is
 cancelled, and the trigger fires its timeout event on time.
+Readiness is the criteria's (:class:`~airflow_provider_cdata.criteria.ConnectionCriteria`): with the
+default ``statuses`` only an ``Authenticated`` connection fires the event; a ``Conditional`` one (a Save &
+Test that passed only in part) is waited past, unless ``statuses`` names it.
+
 It is rebuilt in another process from :meth:`serialize`, so its kwargs are plain values only, and it
 imports the hook lazily (the triggerer imports this module by its classpath).
 """

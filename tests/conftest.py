@@ -122,6 +122,42 @@ class CData:
         return connection
 
 
+# -- parity with CData's OpenAPI description, over the whole suite's traffic -----------------------
+# Every in-process emulator is checked as it stops (tests/parity/check.py): each request the hook sent
+# and each answer the emulator gave, against the models of the description. A test whose emulator
+# drifted fails; an emulator that outlives its test (module scope) fails the session.
+PARITY_PROBLEMS: list[str] = []
+_stop_emulator = Emulator.stop
+
+
+def _stop_and_check(self: Emulator) -> None:
+    if self._server is not None:  # the first stop only: a second one has nothing new
+        from tests.parity.check import problems
+
+        test = os.environ.get("PYTEST_CURRENT_TEST", "(outside a test)").split(" ")[0]
+        PARITY_PROBLEMS.extend(f"{test}: {problem}" for problem in problems(self.counters.records()))
+    _stop_emulator(self)
+
+
+Emulator.stop = _stop_and_check  # type: ignore[method-assign]
+
+
+@pytest.fixture(autouse=True)
+def _openapi_parity() -> Iterator[None]:
+    """Fail the test whose emulator saw a request or gave an answer the description does not allow."""
+    before = len(PARITY_PROBLEMS)
+    yield
+    if found := PARITY_PROBLEMS[before:]:
+        del PARITY_PROBLEMS[before:]
+        pytest.fail("OpenAPI parity: " + "\n".join(found[:20]), pytrace=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _openapi_parity_of_the_session() -> Iterator[None]:
+    yield
+    assert not PARITY_PROBLEMS, "OpenAPI parity: " + "\n".join(PARITY_PROBLEMS[:20])
+
+
 @pytest.fixture
 def emulator() -> Iterator[Emulator]:
     with Emulator() as emu:

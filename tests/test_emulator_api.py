@@ -128,8 +128,14 @@ def test_list_shows_the_documented_fields_and_honours_both_filters(cdata: CData)
     every = api(cdata, "GET", "/poweredby/connection/list").json()["connections"]
     assert sorted(c["name"] for c in every) == ["M1", "S1", "S2"]
     listed = next(c for c in every if c["id"] == sales["id"])
-    assert set(listed) == {"id", "name", "dataSource", "lastModified", "externalId", "status"}
+    # ConnectionListItem of CData's OpenAPI description: every field, always.
+    assert set(listed) == {"id", "name", "dataSource", "lastModified", "externalId", "mcpUrl", "status"}
     assert listed["lastModified"].endswith("Z")
+    assert listed["mcpUrl"] == f"/mcp/connections/{sales['id']}"
+    assert listed["status"] == "Authenticated"
+    mail = next(c for c in every if c["name"] == "M1")
+    assert "externalId" in mail, "no external id: null, not left out"
+    assert mail["externalId"] is None
 
     by_driver = api(cdata, "GET", "/poweredby/connection/list", params={"driver": "salesFORCE"}).json()
     assert sorted(c["name"] for c in by_driver["connections"]) == ["S1", "S2"]
@@ -138,10 +144,12 @@ def test_list_shows_the_documented_fields_and_honours_both_filters(cdata: CData)
     assert cdata.emulator.requests("list")[-1].query == {"externalId": "Ext-A"}
 
 
-def test_a_connection_without_status_is_listed_without_the_field(cdata: CData) -> None:
-    cdata.emulator.add_connection(cdata.account_id, status=None)
+def test_a_conditional_connection_is_listed_with_that_status(cdata: CData) -> None:
+    connection = cdata.emulator.add_connection(cdata.account_id)
+    cdata.emulator.set_status(connection["id"], "Conditional")
     (listed,) = api(cdata, "GET", "/poweredby/connection/list").json()["connections"]
-    assert "status" not in listed
+    assert listed["status"] == "Conditional"
+    assert listed["lastModified"] == connection["lastModified"], "a status change is not a save"
 
 
 def test_last_modified_has_as_many_fraction_digits_as_it_needs(cdata: CData) -> None:

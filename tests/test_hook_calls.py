@@ -147,8 +147,10 @@ def test_list_connections_returns_what_the_api_lists(
         "dataSource": "Salesforce",
         "lastModified": first["lastModified"],
         "externalId": "crm-1",
+        "mcpUrl": f"/mcp/connections/{first['id']}",
         "status": "Authenticated",
     }
+    assert listed[1]["externalId"] is None, "kept as CData sends it: null"
     (record,) = cdata.emulator.requests("list")
     assert (record.method, record.path, record.query) == ("GET", "/api/poweredby/connection/list", {})
 

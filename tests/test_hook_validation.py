@@ -135,7 +135,7 @@ def test_optional_name_allows_none_only() -> None:
 # -- the hook sends nothing for bad input --------------------------------------------------------------
 BAD_CALLS: list[tuple[str, dict[str, Any], str]] = [
     ("create_connection", {"data_source": "", "redirect_url": URL}, "data_source"),
-    ("create_connection", {"data_source": None, "redirect_url": URL}, "data_source"),
+    ("create_connection", {"data_source": 5, "redirect_url": URL}, "data_source"),
     (
         "create_connection",
         {"data_source": "Salesforce", "redirect_url": "javascript:alert(1)"},

@@ -292,6 +292,15 @@ CASES: dict[str, Bad] = {
         "redirect_url", hook("create_connection", "Salesforce", REDIRECT.encode())
     ),
     "hook: id in braces": Bad("connection_id", hook("edit_connection", "{" + ID + "}", REDIRECT)),
+    "hook: editable_name a word that is no bool": Bad(
+        "editable_name", hook("create_connection", "Salesforce", REDIRECT, name="n", editable_name="locked")
+    ),
+    "hook: editable_name a list": Bad(
+        "editable_name", hook("edit_connection", ID, REDIRECT, name="n", editable_name=[False])
+    ),
+    "hook: no redirect_url, no data_source": Bad("redirect_url", hook("create_connection")),
+    "hook: data_source blank when given": Bad("data_source", hook("create_connection", " ", REDIRECT)),
+    "hook: edit name with a newline": Bad("name", hook("edit_connection", ID, REDIRECT, name="a\nb")),
     "hook: id with a query": Bad("connection_id", hook("clear_metadata", f"{ID}?all=true")),
     "hook: right-to-left override alone": Bad("data_source", hook("list_connections", data_source="\u202e")),
     "hook: newline in the connection id": Bad(

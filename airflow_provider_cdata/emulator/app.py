@@ -6,7 +6,6 @@ so the hook must also cope with HTML and empty bodies; the fault injector produc
 
 from __future__ import annotations
 
-import math
 import uuid
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -16,11 +15,11 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 
 from airflow_provider_cdata.emulator import payloads
+from airflow_provider_cdata.emulator.admin import admin_router
 from airflow_provider_cdata.emulator.connect_page import connect_page_router
 from airflow_provider_cdata.emulator.context import EmulatorContext
 from airflow_provider_cdata.emulator.errors import APIError, error_response
-from airflow_provider_cdata.emulator.faults import FaultRule
-from airflow_provider_cdata.emulator.routes import ADMIN_ROUTE, API_PREFIX, API_ROUTES
+from airflow_provider_cdata.emulator.routes import API_PREFIX, API_ROUTES
 from airflow_provider_cdata.emulator.routing import EmulatorMiddleware, emulated_route_class, record_of
 from airflow_provider_cdata.emulator.state import DATA_SOURCES, ConflictError
 from airflow_provider_cdata.emulator.tokens import AuthError, Caller, verify_api_token
@@ -49,7 +48,7 @@ def create_app(ctx: EmulatorContext, public_url: str | None = None) -> FastAPI:
     route_class = emulated_route_class(ctx)
     app.include_router(_api_router(ctx, route_class))
     app.include_router(connect_page_router(ctx, route_class))
-    app.include_router(_admin_router(ctx, route_class))
+    app.include_router(admin_router(ctx, route_class))
     app.add_middleware(EmulatorMiddleware, ctx=ctx)
     return app
 
@@ -113,13 +112,27 @@ def _public_root(request: Request) -> str:
 
 
 def _listed(connection: dict[str, Any]) -> dict[str, Any]:
-    """A connection as List Connections shows it (no settings, no account, no counters)."""
-    shown = {k: connection[k] for k in ("id", "name", "dataSource", "lastModified")}
-    if connection.get("externalId") is not None:
-        shown["externalId"] = connection["externalId"]
-    if connection.get("status") is not None:
-        shown["status"] = connection["status"]
-    return shown
+    """A connection as List Connections shows it (ConnectionListItem in CData's OpenAPI description):
+    every field, ``externalId`` null when it has none, and no settings, account or counters."""
+    return {
+        "id": connection["id"],
+        "name": connection["name"],
+        "dataSource": connection["dataSource"],
+        "lastModified": connection["lastModified"],
+        "externalId": connection.get("externalId"),
+        "mcpUrl": f"/mcp/connections/{connection['id']}",
+        "status": connection["status"],
+    }
+
+
+def _editable_name(body: dict[str, Any]) -> bool:
+    """``editableName``: a JSON boolean, default true (a string "false" is refused, not read as true)."""
+    value = body.get("editableName", True)
+    if value is None:
+        return True
+    if not isinstance(value, bool):
+        raise APIError(400, "editableName must be a boolean")
+    return value
 
 
 # -- the API -----------------------------------------------------------------------------------------
@@ -136,10 +149,14 @@ def _api_router(ctx: EmulatorContext, route_class: type[APIRoute]) -> APIRouter:
     async def create_connection(request: Request) -> Response:
         caller = _authenticate(ctx, request)
         body = await _json_body(request)
-        data_source = _canonical_source(_string_field(body, "dataSource", required=True) or "")
+        # No dataSource: the link opens the general page where the customer picks one (CData then
+        # ignores name, so it is not carried into the flow).
+        given_source = _string_field(body, "dataSource", required=False)
+        data_source = _canonical_source(given_source) if given_source is not None else None
         redirect = _redirect_url(body)
-        name = _string_field(body, "name", required=False)
+        name = _string_field(body, "name", required=False) if data_source else None
         external_id = _string_field(body, "externalId", required=False)
+        editable = _editable_name(body)
         account_id = str(caller.account_id)
         if external_id and store.external_id_taken(account_id, external_id):
             raise APIError(409, f"A connection with externalId '{external_id}' already exists")
@@ -150,10 +167,12 @@ def _api_router(ctx: EmulatorContext, route_class: type[APIRoute]) -> APIRouter:
             "flowType": "createConnection",
             "flowDatasource": data_source,
             "connectionName": name,
+            "editableName": editable,
             "externalId": external_id,
             "redirectURL": redirect,
         }
-        url = flow_url(request, "edit", claims, {"driver": data_source, "redirectUrl": redirect})
+        params = {"driver": data_source} if data_source else {}
+        url = flow_url(request, "edit", claims, {**params, "redirectUrl": redirect})
         return JSONResponse({"redirectURL": url})
 
     @router.post("/connection/edit/{connection_id}", name="edit")
@@ -171,6 +190,7 @@ def _api_router(ctx: EmulatorContext, route_class: type[APIRoute]) -> APIRouter:
             "flowType": "updateConnection",
             "connectionId": connection["id"],
             "connectionName": _string_field(body, "name", required=False),
+            "editableName": _editable_name(body),
             "redirectURL": redirect,
         }
         params = {"driver": connection["dataSource"], "redirectUrl": redirect}
@@ -280,108 +300,3 @@ def _api_router(ctx: EmulatorContext, route_class: type[APIRoute]) -> APIRouter:
 
 def _public_account(account: dict[str, Any]) -> dict[str, Any]:
     return {k: account[k] for k in ("id", "externalId", "accountName", "created")}
-
-
-# -- admin routes for tests, demos and benchmarks that run the emulator in another process -----------
-def _admin_router(ctx: EmulatorContext, route_class: type[APIRoute]) -> APIRouter:
-    """Every route is named ``admin``; bad input answers 400 naming the field, and changes nothing."""
-    router = APIRouter(prefix="/_emulator", route_class=route_class)
-
-    @router.get("/health", name=ADMIN_ROUTE)
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @router.get("/state", name=ADMIN_ROUTE)
-    async def state() -> dict[str, Any]:
-        accounts = [dict(a) for a in ctx.store.accounts.values()]
-        return {"accounts": accounts, "connections": ctx.store.list_connections()}
-
-    @router.get("/counters", name=ADMIN_ROUTE)
-    async def counters() -> dict[str, Any]:
-        return ctx.counters.snapshot()
-
-    @router.get("/log", name=ADMIN_ROUTE)
-    async def log() -> list[dict[str, Any]]:
-        return [r.as_dict() for r in ctx.counters.records()]
-
-    @router.post("/reset", name=ADMIN_ROUTE)
-    async def reset() -> dict[str, str]:
-        ctx.counters.reset()
-        return {"status": "ok"}
-
-    @router.get("/faults", name=ADMIN_ROUTE)
-    async def faults() -> list[dict[str, Any]]:
-        return [r.as_dict() for r in ctx.faults.rules]
-
-    @router.post("/faults", name=ADMIN_ROUTE)
-    async def add_fault(request: Request) -> Response:
-        try:
-            rule = ctx.faults.add(FaultRule.from_dict(payloads.loads(await request.body())))
-        except (TypeError, ValueError) as exc:
-            return error_response(400, f"Bad fault rule: {exc}")
-        return JSONResponse(rule.as_dict())
-
-    @router.delete("/faults", name=ADMIN_ROUTE)
-    async def clear_faults() -> dict[str, str]:
-        ctx.faults.clear()
-        return {"status": "ok"}
-
-    @router.post("/connections", name=ADMIN_ROUTE)
-    async def add_connection(request: Request) -> Response:
-        try:
-            spec = _seed_connection_spec(payloads.loads(await request.body()))
-        except ValueError as exc:
-            return error_response(400, f"Bad connection: {exc}")
-        age_days = spec.pop("ageDays")  # seed stale connections for demos
-        try:
-            connection = ctx.store.add_connection(
-                spec.pop("accountId"),
-                spec.pop("dataSource"),
-                last_modified=ctx.clock.now() - age_days * 86400,
-                **spec,
-            )
-        except KeyError:
-            return error_response(400, "Bad connection: accountId names no child account")
-        except ConflictError as exc:
-            return error_response(400, f"Bad connection: {exc}")
-        return JSONResponse(connection)
-
-    return router
-
-
-CONNECTION_STATUSES = ("Authenticated", "NotAuthenticated", "Conditional")
-MAX_AGE_DAYS = 36_500
-
-
-def _seed_connection_spec(spec: Any) -> dict[str, Any]:
-    """The fields of ``POST /_emulator/connections``, checked, with their defaults."""
-    if not isinstance(spec, dict):
-        raise ValueError("the body must be a JSON object")
-    known = ("accountId", "dataSource", "name", "externalId", "status", "ageDays")
-    unknown = sorted(set(spec) - set(known))
-    if unknown:
-        raise ValueError(f"unknown field {unknown[0]!r}; choose from {', '.join(known)}")
-    checked: dict[str, Any] = {}
-    for key, required in (("accountId", True), ("dataSource", False), ("name", False), ("externalId", False)):
-        value = spec.get(key)
-        if value is None and not required:
-            continue
-        if not isinstance(value, str) or not value.strip():
-            raise ValueError(f"{key} must be a non-empty string" + ("" if required else " (or null)"))
-        checked[key] = value
-    checked.setdefault("dataSource", "Salesforce")
-    checked["external_id"] = checked.pop("externalId", None)
-    status = spec.get("status", "Authenticated")
-    if status is not None and status not in CONNECTION_STATUSES:
-        raise ValueError(f"status must be one of {', '.join(CONNECTION_STATUSES)} (or null), not {status!r}")
-    checked["status"] = status
-    age = spec.get("ageDays", 0)
-    if (
-        not isinstance(age, int | float)
-        or isinstance(age, bool)
-        or not math.isfinite(age)
-        or not 0 <= age <= MAX_AGE_DAYS
-    ):
-        raise ValueError(f"ageDays must be a number of days from 0 to {MAX_AGE_DAYS}, not {age!r}")
-    checked["ageDays"] = float(age)
-    return checked

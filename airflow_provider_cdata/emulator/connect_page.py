@@ -6,6 +6,12 @@ redirect URL with ``cdata_connection_id``, ``cdata_connection_name`` and ``cdata
 appended; ``action=cancel`` appends only ``cdata_connection_status=none``. An expired or forged token
 shows an error page and changes nothing.
 
+Without a data source (Create Connection sent no ``dataSource``), the page is first the picker, as
+CData's general "Add Connection" page: the customer picks one of List Data Sources' names, which reloads
+the page with ``driver=<name>``, and the form that follows carries it. With ``editableName=false`` and
+a ``name``, the name field is read-only and the save keeps the name the API was given, whatever is
+posted.
+
 Settings: an empty API key saves the connection as ``NotAuthenticated`` and reports ``error``, the
 way a failed "Save & Test" does.
 """
@@ -21,7 +27,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 
 from airflow_provider_cdata.emulator.context import EmulatorContext
-from airflow_provider_cdata.emulator.state import ConflictError
+from airflow_provider_cdata.emulator.state import DATA_SOURCES, ConflictError
 
 PAGE_HEADERS = {
     "Cache-Control": "no-store",
@@ -60,10 +66,20 @@ def connect_page_router(ctx: EmulatorContext, route_class: type[APIRoute] = APIR
             claims = flow(token, connection_id)
         except ValueError as exc:
             return _error_page(str(exc), 401)
-        name, source = _initial_name(ctx, claims)
+        picked: str | None = None
+        if claims["flowType"] == "createConnection" and claims.get("flowDatasource") is None:
+            driver = request.query_params.get("driver")
+            if driver is None:
+                return HTMLResponse(_picker_page(request.url.path, token or ""), headers=PAGE_HEADERS)
+            picked = _known_source(driver)
+            if picked is None:
+                return _error_page(f"Unknown data source {driver!r}.", 400)
+        name, source = _initial_name(ctx, claims, picked)
         if name is None:
             return _error_page("This connection no longer exists.", 404)
-        return HTMLResponse(_form_page(request.url.path, token or "", name, source), headers=PAGE_HEADERS)
+        locked = _name_locked(claims)
+        page = _form_page(request.url.path, token or "", name, source, picked, locked)
+        return HTMLResponse(page, headers=PAGE_HEADERS)
 
     async def submit(request: Request, connection_id: str | None) -> Response:
         form = await request.form()
@@ -79,6 +95,13 @@ def connect_page_router(ctx: EmulatorContext, route_class: type[APIRoute] = APIR
         settings = {"user": str(form.get("user", "")), "api_key_set": str(bool(api_key))}
         status = "Authenticated" if api_key else "NotAuthenticated"
         name = str(form.get("name", "")).strip() or None
+        if _name_locked(claims):
+            name = claims["connectionName"]  # editableName=false: the server enforces the API's name
+        if claims["flowType"] == "createConnection" and claims.get("flowDatasource") is None:
+            picked = _known_source(str(form.get("dataSource", "")))
+            if picked is None:
+                return _error_page("Pick a data source first.", 400)
+            claims = {**claims, "flowDatasource": picked}
         try:
             connection = _save(ctx, claims, name, status, settings)
         except (ConflictError, KeyError) as exc:
@@ -109,13 +132,26 @@ def connect_page_router(ctx: EmulatorContext, route_class: type[APIRoute] = APIR
     return router
 
 
-def _initial_name(ctx: EmulatorContext, claims: dict[str, Any]) -> tuple[str | None, str]:
+def _known_source(name: str) -> str | None:
+    """A name from List Data Sources (any case), as the API spells it; or None."""
+    return next((source for source in DATA_SOURCES if source.lower() == name.strip().lower()), None)
+
+
+def _name_locked(claims: dict[str, Any]) -> bool:
+    """editableName=false locks the field, and only when a name was given (CData: "no effect when
+    name is omitted")."""
+    return claims.get("editableName") is False and bool(claims.get("connectionName"))
+
+
+def _initial_name(
+    ctx: EmulatorContext, claims: dict[str, Any], picked: str | None = None
+) -> tuple[str | None, str]:
     if claims["flowType"] == "updateConnection":
         connection = ctx.store.get_connection(claims["connectionId"])
         if connection is None:
             return None, ""
         return claims.get("connectionName") or connection["name"], connection["dataSource"]
-    source = claims["flowDatasource"]
+    source = picked or claims["flowDatasource"]
     return claims.get("connectionName") or ctx.store.default_name(claims["accountId"], source), source
 
 
@@ -142,16 +178,38 @@ def _redirect(url: str) -> Response:
     return RedirectResponse(url, status_code=303, headers={"Referrer-Policy": "no-referrer"})
 
 
-def _form_page(action: str, token: str, name: str, source: str) -> str:
+def _picker_page(action: str, token: str) -> str:
+    """CData's general "Add Connection" page: pick a data source, then the usual form."""
+    options = "".join(f'<option value="{escape(s)}">{escape(s)}</option>' for s in DATA_SOURCES)
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Add Connection</title>
+<style>{STYLE}</style></head>
+<body>
+<h1>Add Connection</h1>
+<form id="picker" method="get" action="{escape(action)}">
+  <input type="hidden" name="token" value="{escape(token)}">
+  <label for="driver">Data source</label>
+  <select id="driver" name="driver">{options}</select>
+  <button type="submit">Continue</button>
+</form>
+</body></html>
+"""
+
+
+def _form_page(
+    action: str, token: str, name: str, source: str, picked: str | None = None, locked: bool = False
+) -> str:
+    carried = f'\n  <input type="hidden" name="dataSource" value="{escape(picked)}">' if picked else ""
+    readonly = " readonly" if locked else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Connect {escape(source)}</title>
 <style>{STYLE}</style></head>
 <body>
 <h1>Connect {escape(source)}</h1>
 <form method="post" action="{escape(action)}">
-  <input type="hidden" name="token" value="{escape(token)}">
+  <input type="hidden" name="token" value="{escape(token)}">{carried}
   <label for="name">Connection name</label>
-  <input id="name" name="name" value="{escape(name)}" maxlength="100">
+  <input id="name" name="name" value="{escape(name)}" maxlength="100"{readonly}>
   <label for="user">User</label>
   <input id="user" name="user" autocomplete="username">
   <label for="api_key">API key</label>

@@ -1,8 +1,9 @@
 """A customer without a browser: completes a connect flow with the same requests the page makes.
 
-It loads the page the connect URL points at, reads the form (action and hidden fields) out of the
-HTML, posts it the way "Save & Test" or "Return without saving" does, and returns the query
-parameters appended to the caller's redirect URL.
+It loads the page the connect URL points at (first picking ``data_source`` on the picker page when
+the link was made without one), reads the form (action and hidden fields) out of the HTML, posts it
+the way "Save & Test" or "Return without saving" does, and returns the query parameters appended to
+the caller's redirect URL.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import requests
 @dataclass
 class _FormReader(HTMLParser):
     action: str = ""
+    form_id: str = ""
     fields: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -26,6 +28,7 @@ class _FormReader(HTMLParser):
         values = {k: v or "" for k, v in attrs}
         if tag == "form":
             self.action = values.get("action", "")
+            self.form_id = values.get("id", "")
         elif tag == "input" and "name" in values:
             self.fields[values["name"]] = values.get("value", "")
 
@@ -46,15 +49,26 @@ def complete_flow(
     api_key: str = "demo-api-key",
     user: str = "customer",
     name: str | None = None,
+    data_source: str = "Salesforce",
     timeout: float = 10.0,
 ) -> dict[str, str]:
-    """Open ``connect_url``, submit the form, and return the parameters added to the redirect URL."""
+    """Open ``connect_url``, submit the form, and return the parameters added to the redirect URL.
+
+    ``data_source``: what the customer picks when the page is the picker (a link made without a data
+    source); ignored otherwise."""
     with requests.Session() as session:
         page = session.get(connect_url, timeout=timeout)
         if page.status_code != 200:
             raise ConnectFlowError(page.status_code, page.text)
         form = _FormReader()
         form.feed(page.text)
+        if form.form_id == "picker":
+            params = {**form.fields, "driver": data_source}
+            page = session.get(urljoin(connect_url, form.action), params=params, timeout=timeout)
+            if page.status_code != 200:
+                raise ConnectFlowError(page.status_code, page.text)
+            form = _FormReader()
+            form.feed(page.text)
         data = dict(form.fields)
         data.update({"user": user, "api_key": api_key, "action": "save" if save else "cancel"})
         if name is not None:

@@ -11,6 +11,8 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
+ANSWER_LIMIT = 4 * 1024 * 1024
+
 
 @dataclass
 class RequestRecord:
@@ -23,6 +25,11 @@ class RequestRecord:
     status: int = 0
     fault: str | None = None
     user_agent: str = ""
+    # The body of a successful API answer, for the OpenAPI parity check of the test suite (at most
+    # ANSWER_LIMIT bytes; longer: None and answer_cut). In memory only: never in as_dict() or
+    # /_emulator/log, since a Create/Edit answer holds a connect-URL token.
+    answer: bytes | None = field(default=None, repr=False)
+    answer_cut: bool = field(default=False, repr=False)
     # Whether the route counted this request in flight (a request no route matched never is), and
     # whether it is counted and logged already.
     in_flight: bool = field(default=False, repr=False, compare=False)

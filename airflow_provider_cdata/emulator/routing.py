@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from airflow_provider_cdata.emulator.context import EmulatorContext
 from airflow_provider_cdata.emulator.errors import APIError, error_response
 from airflow_provider_cdata.emulator.faults import FaultRule
-from airflow_provider_cdata.emulator.metrics import RequestRecord
+from airflow_provider_cdata.emulator.metrics import ANSWER_LIMIT, RequestRecord
 from airflow_provider_cdata.emulator.routes import API_ROUTES, UNKNOWN_ROUTE
 from airflow_provider_cdata.emulator.tokens import AuthError
 
@@ -154,18 +154,34 @@ class EmulatorMiddleware:
         """``send`` that notes the status, and logs the request before the answer's last byte goes out:
         a client that has its answer finds the request in ``emu.requests()`` and the counters."""
 
+        chunks: list[bytes] = []
+
         async def wrapped(message: Message) -> None:
             if message["type"] == "http.response.start":
                 record.status = message["status"]
                 if _empty_body(message):
                     # Delete and Clear Metadata answer no body: the client has the whole answer with
                     # the headers, before the (empty) body message below is even sent.
+                    _keep_answer(record, [b""])
                     self.ctx.counters.finished(record)
-            elif message["type"] == "http.response.body" and not message.get("more_body", False):
-                self.ctx.counters.finished(record)
+            elif message["type"] == "http.response.body":
+                if record.route in API_ROUTES and 200 <= record.status < 300 and not record.fault:
+                    chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    _keep_answer(record, chunks)
+                    self.ctx.counters.finished(record)
             await send(message)
 
         return wrapped
+
+
+def _keep_answer(record: RequestRecord, chunks: list[bytes]) -> None:
+    if not chunks or not (record.route in API_ROUTES and 200 <= record.status < 300 and not record.fault):
+        return
+    if sum(map(len, chunks)) > ANSWER_LIMIT:
+        record.answer_cut = True
+    else:
+        record.answer = b"".join(chunks)
 
 
 def _empty_body(start: Message) -> bool:

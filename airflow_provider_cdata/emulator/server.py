@@ -256,6 +256,10 @@ class Emulator:
     ) -> dict[str, Any]:
         return self.store.add_connection(account_id, data_source, **fields)
 
+    def set_status(self, connection_id: str, status: str) -> dict[str, Any]:
+        """Give a connection another status, e.g. ``Conditional`` (see :meth:`Store.set_status`)."""
+        return self.store.set_status(connection_id, status)
+
     def connections(self, account_id: str | None = None) -> list[dict[str, Any]]:
         return self.store.list_connections(account_id)
 

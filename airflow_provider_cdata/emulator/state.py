@@ -240,7 +240,7 @@ class Store:
         data_source: str,
         name: str | None = None,
         external_id: str | None = None,
-        status: str = "Authenticated",
+        status: str = "Authenticated",  # ConnectionListItem requires one: never None
         last_modified: float | None = None,
         settings: dict[str, str] | None = None,
     ) -> dict[str, Any]:
@@ -283,6 +283,14 @@ class Store:
             connection = self.connections[connection_id]
             connection.update({k: v for k, v in changes.items() if v is not None})
             connection["lastModified"] = format_timestamp(self.clock.now())
+            return copy.deepcopy(connection)
+
+    def set_status(self, connection_id: str, status: str) -> dict[str, Any]:
+        """Set a connection's status (``Conditional``: a test that passed only in part), as CData's own
+        checks do, without a customer saving anything: ``lastModified`` is kept."""
+        with self._mutation():
+            connection = self.connections[connection_id]
+            connection["status"] = status
             return copy.deepcopy(connection)
 
     def get_connection(self, connection_id: str) -> dict[str, Any] | None:

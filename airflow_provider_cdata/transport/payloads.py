@@ -9,21 +9,50 @@ from __future__ import annotations
 from typing import Any, NoReturn
 from urllib.parse import quote
 
-from airflow_provider_cdata.validation import validate_name, validate_optional_name, validate_redirect_url
+from airflow_provider_cdata.validation import (
+    coerce_bool,
+    validate_name,
+    validate_optional_name,
+    validate_redirect_url,
+)
 
 
 def create_body(
-    data_source: str, redirect_url: str, name: str | None, external_id: str | None
+    data_source: str | None,
+    redirect_url: str | None,
+    name: str | None,
+    external_id: str | None,
+    editable_name: object = None,
 ) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "dataSource": validate_name(data_source, "data_source"),
-        "redirectURL": validate_redirect_url(redirect_url, "redirect_url"),
-    }
-    if (checked_name := validate_optional_name(name, "name")) is not None:
-        body["name"] = checked_name
+    """Create Connection's body (CreateConnectionRequest): ``redirectURL``, and only what was given.
+
+    No ``dataSource``: the connect URL opens CData's general page, where the customer picks the data
+    source (CData then ignores ``name``). ``editableName`` false locks the name field to ``name``.
+    """
+    body: dict[str, Any] = {}
+    if data_source is not None:
+        body["dataSource"] = validate_name(data_source, "data_source")
+    body["redirectURL"] = validate_redirect_url(redirect_url, "redirect_url")
+    _name_fields(body, name, editable_name)
     if (checked_external_id := validate_optional_name(external_id, "external_id")) is not None:
         body["externalId"] = checked_external_id
     return body
+
+
+def edit_body(redirect_url: str | None, name: str | None, editable_name: object = None) -> dict[str, Any]:
+    """Edit Connection's body (EditConnectionRequest): ``redirectURL``, optional ``name`` and
+    ``editableName``."""
+    body: dict[str, Any] = {"redirectURL": validate_redirect_url(redirect_url, "redirect_url")}
+    _name_fields(body, name, editable_name)
+    return body
+
+
+def _name_fields(body: dict[str, Any], name: str | None, editable_name: object) -> None:
+    if (checked_name := validate_optional_name(name, "name")) is not None:
+        body["name"] = checked_name
+    if editable_name is not None:
+        # A real bool, or its text (a Jinja-rendered operator argument): never a truthy "no".
+        body["editableName"] = coerce_bool(editable_name, "editable_name")
 
 
 def list_params(data_source: str | None, external_id: str | None) -> dict[str, str] | None:
