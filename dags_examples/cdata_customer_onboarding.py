@@ -7,7 +7,7 @@ Trigger one run per customer, with params:
 |---|---|
 | `tenant_id` | your platform's own id of the customer: their child account's external id |
 | `tenant_name` | optional; the name of the child account if this run creates it |
-| `data_source` | the data source they connect, e.g. `Salesforce` (checked against what CData offers) |
+| `data_source` | the data source to connect, e.g. `Salesforce` (checked); `null`: the customer picks |
 | `redirect_url` | where CData sends the customer's browser when they are done |
 | `connection_name` | optional name, prefilled on CData's page |
 
@@ -15,8 +15,9 @@ What happens:
 1. `child_account` gets the customer's child account by `tenant_id`, or creates it: safe to retry and
    to run twice at once (exactly one account per tenant). Its XCom is the account
    (`{"id", "externalId", "accountName", "created"}`); every later step acts as that account.
-2. `create_connect_link` checks `data_source` against List Data Sources (an unknown name fails naming
-   the closest ones CData offers, before any link is minted), then asks CData for a connect link with
+2. `create_connect_link` checks a given `data_source` against List Data Sources (an unknown name fails
+   naming the closest ones CData offers, before any link is minted; with none, CData's page lets the
+   customer pick, and nothing is checked), then asks CData for a connect link with
    an `external_id` unique to this run (`onboarding-<run id>`). The link is the task's XCom
    `return_value`: your product's app reads it (REST API:
    `.../taskInstances/create_connect_link/xcomEntries/return_value`) and sends the customer there.
@@ -66,7 +67,12 @@ with DAG(
             type="string", minLength=1, description="Your id of the customer (the child account's externalId)"
         ),
         "tenant_name": Param(None, type=["null", "string"], description="Name of a new child account"),
-        "data_source": Param("Salesforce", type="string", minLength=1),
+        "data_source": Param(
+            "Salesforce",
+            type=["null", "string"],
+            minLength=1,
+            description="The data source to connect; null: the customer picks one on CData's page",
+        ),
         "redirect_url": Param("https://app.example.com/cdata/connected", type="string", format="uri"),
         "connection_name": Param(None, type=["null", "string"]),
     },

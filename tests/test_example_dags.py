@@ -120,8 +120,9 @@ def _connect_url_from_xcom(dag_id: str, emulator_root: str, deadline: float) -> 
 
 
 @contextmanager
-def customer_once_the_trigger_polls(cdata: CData) -> Iterator[dict[str, Any]]:
-    """The customer opens the link from XCom, and saves once the triggerer is polling for them."""
+def customer_once_the_trigger_polls(cdata: CData, picks: str = "Salesforce") -> Iterator[dict[str, Any]]:
+    """The customer opens the link from XCom, and saves once the triggerer is polling for them (on the
+    picker page, if the link has no data source, they pick ``picks``)."""
     seen: dict[str, Any] = {}
 
     def customer() -> None:
@@ -131,7 +132,7 @@ def customer_once_the_trigger_polls(cdata: CData) -> Iterator[dict[str, Any]]:
             time.sleep(0.05)
         seen["trigger_polls_before_save"] = _trigger_polls(cdata)
         seen["url"] = url
-        seen["params"] = complete_flow(url, name="Acme Salesforce")
+        seen["params"] = complete_flow(url, name="Acme Salesforce", data_source=picks)
 
     thread = threading.Thread(target=customer, daemon=True)
     thread.start()
@@ -175,6 +176,24 @@ def test_customer_onboarding_waits_deferred_for_the_customer_then_refreshes(
     logs = output.out + output.err
     assert "Connect link for the customer" in logs
     assert token not in logs, "the connect-URL token is masked in the logs"
+
+
+def test_customer_onboarding_without_a_data_source_lets_the_customer_pick_one(
+    airflow_conn: CData, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CDATA_ONBOARDING_POKE_SECONDS", "0.2")
+    init_airflow_db()
+    with customer_once_the_trigger_polls(airflow_conn, picks="MailChimp") as customer:
+        result = run_dag("cdata_customer_onboarding", {"tenant_id": "tenant-7", "data_source": None})
+    assert result.state == "success"
+    (create,) = airflow_conn.emulator.requests("create")
+    assert "dataSource" not in create.body, "the link is CData's picker"
+    assert airflow_conn.emulator.requests("sources") == [], "no data source to check"
+    connection = result.xcom("wait_for_connection")
+    assert connection["id"] == customer["params"]["cdata_connection_id"]
+    assert connection["dataSource"] == "MailChimp", "what the customer picked"
+    assert connection["externalId"] == f"onboarding-{result.run_id}"
+    assert result.xcom("refresh_metadata") == [connection["id"]]
 
 
 def test_customer_onboarding_reuses_the_tenants_account_and_refuses_an_unknown_data_source(

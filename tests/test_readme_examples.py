@@ -260,10 +260,21 @@ def test_the_operators_and_sensor_snippet_runs_in_a_dag(
     assert result.state == "success", result.task_states()
     assert set(result.task_states().values()) == {"success"}
 
-    (create,) = emu.requests("create")
+    create, pick = sorted(emu.requests("create"), key=lambda r: "dataSource" not in r.body)
     assert create.body is not None
     assert create.body["name"] == "Acme CRM"
     assert create.body["externalId"] == f"onboarding-{result.run_id}"
+    assert pick.body == {
+        "redirectURL": "https://app.example.com/cdata/done",
+        "externalId": f"onboarding-{result.run_id}-pick",
+    }, "no data source: the customer's pick"
+    assert "driver=" not in result.xcom("customer_picks")
+    (edit,) = emu.requests("edit")
+    assert edit.body == {
+        "redirectURL": "https://app.example.com/cdata/done",
+        "name": "Acme CRM",
+        "editableName": False,
+    }
     assert urlsplit(result.xcom("edit_link")).path == f"/oem/user/connections/edit/{stale['id']}"
 
     ninety_days_before = (LOGICAL_DATE - timedelta(days=90)).date().isoformat()

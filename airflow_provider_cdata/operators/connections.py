@@ -61,13 +61,16 @@ class CreateConnectionOperator(_CDataOperator):
     The URL carries a short-lived bearer token (180 s at CData): hand it to the customer at once.
     Its token is masked in Airflow's logs; the XCom value holds the whole URL for your app to read.
 
-    :param data_source: the data source (driver) name, e.g. ``Salesforce``.
+    :param data_source: the data source (driver) name, e.g. ``Salesforce``; ``None`` (or a template
+        rendering to nothing): the customer picks one on CData's page.
     :param redirect_url: where CData sends the customer's browser afterwards (absolute http(s) URL).
     :param connection_name: the connection's name, prefilled on the page.
     :param external_id: your own id for the connection, unique per child account; a
         ``ConnectionSensor(external_id=...)`` can wait for it.
+    :param editable_name: ``False``: the customer cannot change ``connection_name`` on the page (CData
+        enforces it on save). Default: CData's (editable). Templated: ``"False"`` is accepted.
     :param account_id: the child account (JWT ``sub``); default: the Airflow connection's.
-    :param check_data_source: first check ``data_source`` against List Data Sources (case-insensitive;
+    :param check_data_source: first check a given ``data_source`` against List Data Sources (case-insensitive;
         CData's own spelling is sent). An unknown name fails naming the closest ones CData offers, and
         no link is minted. The list is asked for once per hook. Templated; default true.
     """
@@ -77,6 +80,7 @@ class CreateConnectionOperator(_CDataOperator):
         "redirect_url",
         "connection_name",
         "external_id",
+        "editable_name",
         "account_id",
         "check_data_source",
     )
@@ -84,10 +88,11 @@ class CreateConnectionOperator(_CDataOperator):
     def __init__(
         self,
         *,
-        data_source: str,
         redirect_url: str,
+        data_source: str | None = None,
         connection_name: str | None = None,
         external_id: str | None = None,
+        editable_name: bool | str | None = None,
         check_data_source: bool | str = True,
         **kwargs: Any,
     ) -> None:
@@ -96,6 +101,7 @@ class CreateConnectionOperator(_CDataOperator):
         self.redirect_url = redirect_url
         self.connection_name = connection_name
         self.external_id = external_id
+        self.editable_name = editable_name
         self.check_data_source = check_data_source
 
     def execute(self, context: Context) -> str:
@@ -103,12 +109,14 @@ class CreateConnectionOperator(_CDataOperator):
 
         # Checked here too, so that an error names this operator's argument, not the hook's `name`.
         name = validate_optional_name(self.connection_name, "connection_name")
+        # A template that renders to nothing ("None", "") leaves the pick to the customer.
+        data_source = None if is_unset(self.data_source) else self.data_source
+        editable_name = optional_bool(self.editable_name, "editable_name")
         # Every argument is checked before any request, List Data Sources included.
-        create_body(self.data_source, self.redirect_url, name, self.external_id)
+        create_body(data_source, self.redirect_url, name, self.external_id, editable_name)
         if not is_unset(self.account_id):
             validate_uuid(self.account_id, "account_id")
-        data_source = self.data_source
-        if coerce_bool(self.check_data_source, "check_data_source"):
+        if data_source is not None and coerce_bool(self.check_data_source, "check_data_source"):
             data_source = known_data_source(self.hook, data_source)
         url = self.hook.create_connection(
             data_source=data_source,
@@ -116,24 +124,63 @@ class CreateConnectionOperator(_CDataOperator):
             name=name,
             external_id=self.external_id,
             account_id=self.account_id,
+            editable_name=editable_name,
         )
-        self.log.info("Connect link for a new %s connection: %s", data_source, url)
+        what = f"a new {data_source} connection" if data_source else "a new connection (the customer picks)"
+        self.log.info("Connect link for %s: %s", what, url)
         return url
 
 
+def optional_bool(value: object, field: str) -> bool | None:
+    """``None`` (or a template rendering to nothing) stays unset; anything else must spell a bool."""
+    return None if is_unset(value) else coerce_bool(value, field)
+
+
 class EditConnectionOperator(_CDataOperator):
-    """Ask CData for a link where the customer edits a connection; returns the connect URL."""
+    """Ask CData for a link where the customer edits a connection; returns the connect URL.
 
-    template_fields: Sequence[str] = ("connection_id", "redirect_url", "account_id")
+    :param connection_id: the connection to edit.
+    :param redirect_url: where CData sends the customer's browser afterwards (absolute http(s) URL).
+    :param connection_name: the name to suggest on the page (with ``editable_name=False``, to enforce).
+    :param editable_name: ``False``: the customer cannot change the name. Default: CData's (editable).
+    """
 
-    def __init__(self, *, connection_id: str, redirect_url: str, **kwargs: Any) -> None:
+    template_fields: Sequence[str] = (
+        "connection_id",
+        "redirect_url",
+        "connection_name",
+        "editable_name",
+        "account_id",
+    )
+
+    def __init__(
+        self,
+        *,
+        connection_id: str,
+        redirect_url: str,
+        connection_name: str | None = None,
+        editable_name: bool | str | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.connection_id = connection_id
         self.redirect_url = redirect_url
+        self.connection_name = connection_name
+        self.editable_name = editable_name
 
     def execute(self, context: Context) -> str:
+        from airflow_provider_cdata.transport.payloads import edit_body
+
+        # Checked here, so that an error names this operator's arguments, before anything is sent.
+        name = validate_optional_name(self.connection_name, "connection_name")
+        editable_name = optional_bool(self.editable_name, "editable_name")
+        edit_body(self.redirect_url, name, editable_name)
         url = self.hook.edit_connection(
-            connection_id=self.connection_id, redirect_url=self.redirect_url, account_id=self.account_id
+            connection_id=self.connection_id,
+            redirect_url=self.redirect_url,
+            account_id=self.account_id,
+            name=name,
+            editable_name=editable_name,
         )
         self.log.info("Connect link to edit connection %s: %s", self.connection_id, url)
         return url

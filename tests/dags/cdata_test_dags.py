@@ -30,13 +30,17 @@ def test_dag(dag_id: str, **kwargs: Any) -> DAG:
     )
 
 
-with test_dag("cdata_test_create", params={"data_source": "Salesforce", "name": None, "external_id": None}):
+with test_dag(
+    "cdata_test_create",
+    params={"data_source": "Salesforce", "name": None, "external_id": None, "editable_name": None},
+):
     CreateConnectionOperator(
         task_id="create",
         data_source="{{ params.data_source }}",
         redirect_url="https://app.example.com/{{ dag_run.conf.get('customer', 'none') }}/done",
         connection_name="{{ params.name }}",
         external_id="{{ params.external_id }}",
+        editable_name="{{ params.editable_name }}",
         account_id="{{ params.get('account_id') }}",
     )
 
@@ -71,11 +75,13 @@ with test_dag("cdata_test_create_unchecked", params={"data_source": "Salesforce"
         check_data_source=False,
     )
 
-with test_dag("cdata_test_edit", params={"connection_id": ""}):
+with test_dag("cdata_test_edit", params={"connection_id": "", "name": None, "editable_name": None}):
     EditConnectionOperator(
         task_id="edit",
         connection_id="{{ params.connection_id }}",
         redirect_url="https://app.example.com/edited",
+        connection_name="{{ params.name }}",
+        editable_name="{{ params.editable_name }}",
     )
 
 with test_dag(
