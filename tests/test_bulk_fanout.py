@@ -86,7 +86,9 @@ def test_one_failed_account_does_not_stop_the_other_accounts(airflow_conn: CData
 @pytest.mark.parametrize("operator", [DeleteConnectionOperator, DeleteAccountOperator])
 @pytest.mark.parametrize("bad", [0, MAX_CONCURRENCY + 1, True, "4"])
 def test_delete_operators_refuse_a_bad_max_concurrency(operator: type, bad: object) -> None:
-    ids = {"connection_ids": []} if operator is DeleteConnectionOperator else {"account_ids": []}
+    ids: dict[str, list[str]] = (
+        {"connection_ids": []} if operator is DeleteConnectionOperator else {"account_ids": []}
+    )
     with pytest.raises(CDataValidationError) as raised:
         operator(task_id="delete", max_concurrency=bad, **ids)
     assert raised.value.field == "max_concurrency"
