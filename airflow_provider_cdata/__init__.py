@@ -26,9 +26,10 @@ DEFAULT_MAX_RETRIES = 5
 MAX_RETRIES_LIMIT = 20
 MAX_RETRIES_RANGE = (0, MAX_RETRIES_LIMIT)  # both ends allowed
 
-# Keep-alive connections one hook's requests session keeps per host (transport/sync.py), and so the most
-# calls ClearMetadataOperator runs at once (operators.MAX_CONCURRENCY): a thread beyond the pool would
-# open and drop a new connection per call. One number, here because DAG files import the operators.
+# Keep-alive connections one hook's requests session keeps per host (transport/sync.py), the async
+# session's pool (transport/aio.py ASYNC_POOL_SIZE), and so the most calls the bulk operators have in
+# flight at once (operators.MAX_CONCURRENCY): more would only wait for a connection. One number, here
+# because DAG files import the operators.
 SESSION_POOL_SIZE = 32
 
 

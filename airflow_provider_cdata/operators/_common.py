@@ -3,8 +3,7 @@ with failure collection of the bulk operators."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -20,8 +19,9 @@ if TYPE_CHECKING:
     from airflow_provider_cdata.hooks import CDataHook
 
 
-# The hook's session keeps this many keep-alive connections; more threads would open and drop a
-# connection per call.
+# The bulk operators' cap on calls in flight: the connections of the hook's async session
+# (ASYNC_POOL_SIZE, equal to SESSION_POOL_SIZE). More in flight than the session holds would only
+# queue in the session's request slots, and would then count against each call's timeout.
 MAX_CONCURRENCY = SESSION_POOL_SIZE
 
 
@@ -122,29 +122,17 @@ def require_some_ids(connection_id: object, connection_ids: object, operator: st
         raise CDataValidationError("connection_id", f"{operator} needs connection_id or connection_ids")
 
 
-def run_each(
-    ids: list[str], call: Callable[[str], None], max_workers: int
-) -> tuple[list[str], dict[str, Exception]]:
-    """Call ``call(id)`` for every id, at most ``max_workers`` at once; collect successes and failures."""
-    done: list[str] = []
-    failures: dict[str, Exception] = {}
-
-    def attempt(item_id: str) -> None:
-        try:
-            call(item_id)
-        except CDataError as exc:
-            failures[item_id] = exc
-        else:
-            done.append(item_id)
-
-    if max_workers == 1 or len(ids) == 1:
-        for item_id in ids:
-            attempt(item_id)
-    else:
-        with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="cdata") as pool:
-            list(pool.map(attempt, ids))
-    order = {item_id: index for index, item_id in enumerate(ids)}
-    return sorted(done, key=order.__getitem__), failures
+def check_max_concurrency(max_concurrency: object) -> int:
+    """``max_concurrency`` checked when the operator is made: an int from 1 to MAX_CONCURRENCY."""
+    if (
+        not isinstance(max_concurrency, int)
+        or isinstance(max_concurrency, bool)
+        or not 1 <= max_concurrency <= MAX_CONCURRENCY
+    ):
+        raise CDataValidationError(
+            "max_concurrency", f"max_concurrency must be an integer from 1 to {MAX_CONCURRENCY}"
+        )
+    return max_concurrency
 
 
 def push_and_raise_on_failures(

@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_cdata.exceptions import CDataAPIError, CDataError, CDataValidationError
 from airflow_provider_cdata.operators._common import (
     _CDataOperator,
+    check_max_concurrency,
     listed_ids,
     push_and_raise_on_failures,
-    run_each,
 )
+from airflow_provider_cdata.operators._fanout import FanOut, run_on_hook
 from airflow_provider_cdata.validation import coerce_bool, coerce_optional_int, validate_uuid
 
 if TYPE_CHECKING:
@@ -135,6 +136,8 @@ class DeleteAccountOperator(_CDataOperator):
     :param delete_connections: delete an account's connections first. Without it, an account that still
         has connections is refused: the task fails naming it (and its connections' count), and nothing
         at all is deleted (a dry run logs the refusal instead of failing). Templated.
+    :param max_concurrency: deletes in flight at once, connections and accounts together (1-32,
+        default 1: one at a time, in the given order, as before the async fan-out).
 
     Every account's connections are listed before anything is deleted; an account that no longer
     exists counts as deleted (a retry of this task). Every delete is tried even
@@ -159,11 +162,13 @@ class DeleteAccountOperator(_CDataOperator):
         dry_run: bool | str = False,
         max_deletions: int | str | None = None,
         delete_connections: bool | str = False,
+        max_concurrency: int = 1,
         **kwargs: Any,
     ) -> None:
         super().__init__(account_id=account_id, **kwargs)
         if account_id is None and account_ids is None:
             raise CDataValidationError("account_id", "DeleteAccountOperator needs account_id or account_ids")
+        self.max_concurrency = check_max_concurrency(max_concurrency)
         if not isinstance(max_deletions, str):  # a template is checked once rendered
             coerce_optional_int(max_deletions, "max_deletions")
         self.account_ids = account_ids
@@ -211,9 +216,7 @@ class DeleteAccountOperator(_CDataOperator):
             self.log.info("Dry run: %d child accounts would be deleted; nothing was deleted", len(ids))
             return []
         self._deleted_connections = []
-        deleted, failures = run_each(
-            ids, lambda account: self._delete(account, connections.get(account)), max_workers=1
-        )
+        deleted, failures = run_on_hook(self.hook, lambda: self._delete_all(ids, connections))
         if self._deleted_connections or failures:
             context["ti"].xcom_push(key="deleted_connections", value=self._deleted_connections)
         push_and_raise_on_failures(context, "deleted", deleted, failures, "delete", "child accounts")
@@ -223,15 +226,24 @@ class DeleteAccountOperator(_CDataOperator):
     def _connection_ids(self, account: str) -> list[str]:
         return listed_ids(self.hook.list_connections(account_id=account))
 
-    def _delete(self, account: str, connection_ids: list[str] | None) -> None:
+    async def _delete_all(
+        self, ids: list[str], connections: dict[str, list[str]]
+    ) -> tuple[list[str], dict[str, Exception]]:
+        fan_out = FanOut(self.max_concurrency)
+        return await fan_out.each(
+            ids, lambda account: self._delete(fan_out, account, connections.get(account))
+        )
+
+    async def _delete(self, fan_out: FanOut, account: str, connection_ids: list[str] | None) -> None:
         if connection_ids is None:
             return  # already gone: deleted, as delete_account's own retries count it
         if connection_ids:
-            gone, failures = run_each(
-                connection_ids,
-                lambda connection_id: self.hook.delete_connection(connection_id, account_id=account),
-                max_workers=1,
-            )
+
+            async def delete_connection(connection_id: str) -> None:
+                await fan_out.call(lambda: self.hook.adelete_connection(connection_id, account_id=account))
+
+            # The same fan-out: its bound holds for the connections and the accounts together.
+            gone, failures = await fan_out.each(connection_ids, delete_connection)
             self._deleted_connections.extend(gone)
             self.log.info("Deleted %d connections of child account %s", len(gone), account)
             if failures:
@@ -240,5 +252,5 @@ class DeleteAccountOperator(_CDataOperator):
                     f"{len(failures)} of its {len(connection_ids)} connections could not be deleted, so the "
                     f"account was not: {details}"
                 )
-        self.hook.delete_account(account)
+        await fan_out.call(lambda: self.hook.adelete_account(account))
         self.log.info("Deleted child account %s", account)

@@ -12,15 +12,15 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_cdata.criteria import last_modified
 from airflow_provider_cdata.exceptions import CDataError, CDataValidationError
 from airflow_provider_cdata.operators._common import (
-    MAX_CONCURRENCY,
     _CDataOperator,
+    check_max_concurrency,
     collect_ids,
     listed_ids,
     listed_versions,
     push_and_raise_on_failures,
     require_some_ids,
-    run_each,
 )
+from airflow_provider_cdata.operators._fanout import FanOut, run_on_hook
 from airflow_provider_cdata.validation import coerce_bool, coerce_optional_int, validate_uuid
 
 if TYPE_CHECKING:
@@ -36,6 +36,8 @@ class DeleteConnectionOperator(_CDataOperator):
     :param dry_run: delete nothing; log what would be deleted (returns an empty list). Templated,
         so a DAG param can drive it (native objects, or text: true/false, yes/no, on/off, 1/0).
     :param max_deletions: refuse (delete nothing, fail) when asked to delete more than this. Templated.
+    :param max_concurrency: deletes in flight at once (1-32, default 1: one at a time, in the given
+        order, as before the async fan-out).
 
     **Safe cleanup.** Connections given as ListConnectionsOperator returned them (dicts with
     ``lastModified``) are listed again right before anything is deleted: one whose ``lastModified``
@@ -64,10 +66,12 @@ class DeleteConnectionOperator(_CDataOperator):
         connection_ids: Any = None,
         dry_run: bool | str = False,
         max_deletions: int | str | None = None,
+        max_concurrency: int = 1,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         require_some_ids(connection_id, connection_ids, "DeleteConnectionOperator")
+        self.max_concurrency = check_max_concurrency(max_concurrency)
         if not isinstance(max_deletions, str):  # a template is checked once rendered
             coerce_optional_int(max_deletions, "max_deletions")
         self.connection_id = connection_id
@@ -94,7 +98,7 @@ class DeleteConnectionOperator(_CDataOperator):
                 self.log.info("Dry run: would delete connection %s", connection_id)
             self.log.info("Dry run: %d connections would be deleted; nothing was deleted", len(ids))
             return []
-        deleted, failures = run_each(ids, self._delete, max_workers=1)
+        deleted, failures = run_on_hook(self.hook, lambda: self._delete_all(ids))
         push_and_raise_on_failures(context, "deleted", deleted, failures, "delete")
         self.log.info("Deleted %d connections", len(deleted))
         return deleted
@@ -131,9 +135,16 @@ class DeleteConnectionOperator(_CDataOperator):
             )
         return skipped
 
-    def _delete(self, connection_id: str) -> None:
-        self.hook.delete_connection(connection_id, account_id=self.account_id)
-        self.log.info("Deleted connection %s", connection_id)
+    async def _delete_all(self, ids: list[str]) -> tuple[list[str], dict[str, Exception]]:
+        fan_out = FanOut(self.max_concurrency)
+
+        async def delete(connection_id: str) -> None:
+            await fan_out.call(
+                lambda: self.hook.adelete_connection(connection_id, account_id=self.account_id)
+            )
+            self.log.info("Deleted connection %s", connection_id)
+
+        return await fan_out.each(ids, delete)
 
 
 def _same_version(listed: object, connection: dict[str, Any]) -> bool:
@@ -172,42 +183,43 @@ class ClearMetadataOperator(_CDataOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if (
-            not isinstance(max_concurrency, int)
-            or isinstance(max_concurrency, bool)
-            or not 1 <= max_concurrency <= MAX_CONCURRENCY
-        ):
-            raise CDataValidationError(
-                "max_concurrency", f"max_concurrency must be an integer from 1 to {MAX_CONCURRENCY}"
-            )
+        self.max_concurrency = check_max_concurrency(max_concurrency)
         self.connection_id = connection_id
         self.connection_ids = connection_ids
         self.data_source = data_source
-        self.max_concurrency = max_concurrency
 
     def execute(self, context: Context) -> list[str]:
-        ids = self._target_ids()
-        if not ids:
-            self.log.info("No connections to clear")
-            return []
-        self.log.info(
-            "Clearing the metadata cache of %d connections, %d at a time", len(ids), self.max_concurrency
-        )
-        cleared, failures = run_each(ids, self._clear, max_workers=self.max_concurrency)
+        cleared, failures = run_on_hook(self.hook, self._clear_all)
         push_and_raise_on_failures(context, "cleared", cleared, failures, "clear the metadata of")
         self.log.info("Cleared the metadata cache of %d connections", len(cleared))
         return cleared
 
-    def _target_ids(self) -> list[str]:
+    async def _clear_all(self) -> tuple[list[str], dict[str, Exception]]:
+        # The listing too is made on the loop's session: its connection is then reused by the clears,
+        # so the whole task opens at most max_concurrency connections.
+        ids = await self._target_ids()
+        if not ids:
+            self.log.info("No connections to clear")
+            return [], {}
+        self.log.info(
+            "Clearing the metadata cache of %d connections, %d at a time", len(ids), self.max_concurrency
+        )
+        fan_out = FanOut(self.max_concurrency)
+
+        async def clear(connection_id: str) -> None:
+            await fan_out.call(lambda: self.hook.aclear_metadata(connection_id, account_id=self.account_id))
+            self.log.debug("Cleared the metadata cache of connection %s", connection_id)
+
+        return await fan_out.each(ids, clear)
+
+    async def _target_ids(self) -> list[str]:
         if self.connection_id is not None or self.connection_ids is not None:
             if self.data_source is not None:
                 raise CDataValidationError(
                     "data_source", "data_source selects connections only when no connection ids are given"
                 )
             return collect_ids(self.connection_id, self.connection_ids)
-        connections = self.hook.list_connections(account_id=self.account_id, data_source=self.data_source)
+        connections = await self.hook.alist_connections(
+            account_id=self.account_id, data_source=self.data_source
+        )
         return listed_ids(connections)
-
-    def _clear(self, connection_id: str) -> None:
-        self.hook.clear_metadata(connection_id, account_id=self.account_id)
-        self.log.debug("Cleared the metadata cache of connection %s", connection_id)

@@ -33,6 +33,7 @@ import aiohttp
 import requests
 from multidict import CIMultiDictProxy
 
+from airflow_provider_cdata import SESSION_POOL_SIZE
 from airflow_provider_cdata.exceptions import CDataAPIError
 from airflow_provider_cdata.transport.answers import no_answer
 from airflow_provider_cdata.transport.body import ACCEPT_ENCODING, BodyReader
@@ -40,8 +41,11 @@ from airflow_provider_cdata.transport.routes import USER_AGENT, Answer, Call, Ca
 from airflow_provider_cdata.transport.tls import ca_bundle, ssl_context
 
 # Connections (and requests in flight) of the session all hooks on one event loop share. 16 at ~150 ms
-# per call still carry ~100 polls a second: 3,000 triggers at the sensor's default 30 s interval.
-ASYNC_POOL_SIZE = 16
+# per call already carry ~100 polls a second (3,000 triggers at the sensor's default 30 s interval);
+# it is the sync pool's 32 because the bulk operators fan out on this session too, up to their
+# max_concurrency cap of 32 (operators/_fanout.py). A triggerer opens the 17th connection only when
+# more than 16 polls are in flight at once.
+ASYNC_POOL_SIZE = SESSION_POOL_SIZE
 
 if sys.version_info >= (3, 11):
     _deadline = asyncio.timeout  # a deadline on the running task: no task of its own, unlike wait_for

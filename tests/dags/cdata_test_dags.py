@@ -67,6 +67,11 @@ with test_dag(
         max_deletions="{{ params.max_deletions }}",
     )
 
+with test_dag("cdata_test_delete_accounts_fanned_out", params={"ids": []}):
+    DeleteAccountOperator(
+        task_id="delete", account_ids="{{ params.ids }}", delete_connections=True, max_concurrency=3
+    )
+
 with test_dag("cdata_test_create_unchecked", params={"data_source": "Salesforce"}):
     CreateConnectionOperator(
         task_id="create",
@@ -100,6 +105,7 @@ DELETE_VARIANTS: dict[str, dict[str, Any]] = {
     "cdata_test_delete": {},
     "cdata_test_delete_dry_run": {"dry_run": True},
     "cdata_test_delete_capped": {"max_deletions": 2},
+    "cdata_test_delete_fanned_out": {"max_concurrency": 3},
 }
 for dag_id, options in DELETE_VARIANTS.items():
     with test_dag(dag_id, params={"ids": []}):
