@@ -19,12 +19,15 @@ Run by hand (no asset event), it takes the connection from the run's conf:
 
 To use it: set up `cdata_default` (see the README), make sure a triggerer runs, and unpause the DAG.
 What exists when the watcher starts is its baseline, not an event.
+Poll interval: 60 s, or `CDATA_WATCHER_POLL_SECONDS` in the environment of the DAG processor (the
+end-to-end tests use 1 s); changing it makes a new trigger, which starts from a new baseline.
 Prefer `cdata_customer_onboarding` (the sensor) when one run must follow one customer from link to
 ready; prefer this one when any connection of any customer, made by any path, should trigger work.
 """
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from typing import Any
 
@@ -32,13 +35,14 @@ from airflow.sdk import DAG, Asset, AssetWatcher, task
 
 from airflow_provider_cdata.triggers import ConnectionEventTrigger
 
+POLL_SECONDS = float(os.environ.get("CDATA_WATCHER_POLL_SECONDS", "60"))
 CONNECTIONS_READY = Asset(
     name="cdata_connections_ready",
     uri="cdata://connections/ready",
     watchers=[
         AssetWatcher(
             name="cdata_connection_watcher",
-            trigger=ConnectionEventTrigger(all_accounts=True, poll_interval=60),
+            trigger=ConnectionEventTrigger(all_accounts=True, poll_interval=POLL_SECONDS),
         )
     ],
 )
