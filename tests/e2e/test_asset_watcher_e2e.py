@@ -8,6 +8,9 @@ Its own set of services (module scope): the onboarding module's runs must not se
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
 import time
 from typing import Any
 
@@ -17,6 +20,7 @@ from airflow_provider_cdata.emulator import complete_flow
 from tests.e2e.api import AirflowAPI
 from tests.e2e.conftest import E2ECData
 from tests.e2e.harness import AirflowStack, cdata_connection_env
+from tests.e2e.processes import tree_pids
 
 pytestmark = pytest.mark.e2e
 
@@ -29,7 +33,12 @@ def airflow_env(e2e_cdata: E2ECData) -> dict[str, str]:
     connection = cdata_connection_env(
         e2e_cdata.base_url, e2e_cdata.parent_id, e2e_cdata.keys.private_pem, e2e_cdata.account_id
     )
-    return {**connection, "CDATA_WATCHER_POLL_SECONDS": "1"}
+    # A killed triggerer's triggers go to another once its heartbeat is this old (default 30 s).
+    return {
+        **connection,
+        "CDATA_WATCHER_POLL_SECONDS": "1",
+        "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "5",
+    }
 
 
 def watcher_polls(cdata: E2ECData) -> int:
@@ -93,3 +102,39 @@ def test_a_ready_connection_runs_the_asset_dag_once_and_a_change_once_more(
     assert existing["id"] not in reported
     cleared = next(c for c in emulator.connections() if c["id"] == connection["id"])
     assert cleared["metadataClears"] == 2
+
+
+def test_a_connection_made_while_the_triggerer_is_killed_runs_the_dag_once_after_it_restarts(
+    airflow_stack: AirflowStack, e2e_cdata: E2ECData
+) -> None:
+    """SIGKILL: no shutdown, no chance to save anything. On Airflow 3.3 the watcher's states are in the
+    asset state store, so the new triggerer delivers the connection made meanwhile, once."""
+    api, emulator, processes = airflow_stack.api, e2e_cdata.emulator, airflow_stack.processes
+    before = len(wait_for_asset_runs(api, 2))  # the previous test's two runs
+    killed = processes.services["triggerer"]
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.process.wait(timeout=10)
+    killed.log_file.close()
+    deadline = time.monotonic() + 10
+    while tree_pids(processes.marker, [killed.pid]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+    # While no triggerer runs: a customer completes the connect page.
+    complete_flow(e2e_cdata.connect_url(externalId="while-killed"))
+    [made] = [c for c in emulator.connections() if c.get("externalId") == "while-killed"]
+    polls = watcher_polls(e2e_cdata)
+    time.sleep(2)
+    assert watcher_polls(e2e_cdata) == polls, "no triggerer should be polling now"
+
+    processes.spawn("triggerer", [sys.executable, "-m", "airflow", "triggerer", "--skip-serve-logs"])
+    runs = wait_for_asset_runs(api, before + 1, timeout=120)
+    report = api.xcom(DAG_ID, runs[-1]["dag_run_id"], TASK_ID)
+    assert [r["connection_id"] for r in report] == [made["id"]]
+
+    # Once: several polls of the new triggerer later, still one run for it, none for anything older.
+    wait_for_polls(e2e_cdata, watcher_polls(e2e_cdata) + 3)
+    time.sleep(3)
+    runs = asset_runs(api)
+    assert len(runs) == before + 1, runs
+    reported = [r["connection_id"] for run in runs for r in api.xcom(DAG_ID, run["dag_run_id"], TASK_ID)]
+    assert reported.count(made["id"]) == 1, reported
