@@ -179,6 +179,50 @@ def test_a_restart_with_the_state_store_delivers_what_became_ready_meanwhile(env
     assert run_loop(main())["change"] == "created"
 
 
+class BrokenStore(DictStore):
+    async def aget(self, key: str, default: Any = None) -> Any:
+        raise RuntimeError("the metadata database is away")
+
+    async def aset(self, key: str, value: Any) -> None:
+        self.writes += 1
+        raise RuntimeError("the metadata database is away")
+
+
+def test_the_store_is_written_only_when_the_ready_states_change(env: CData) -> None:
+    emu = env.emulator
+    store = DictStore()
+
+    async def main() -> None:
+        watching = Watching(watcher(store))
+        await watching.none_for(3.5 * POLL)  # baseline + idle polls: one write (the empty baseline)
+        assert store.writes == 1, store.writes
+        made = emu.add_connection(env.account_id, status="Authenticated")
+        assert (await watching.next())["connection"]["id"] == made["id"]
+        await watching.none_for(2.5 * POLL)  # written one poll after the event, then no more
+        assert store.writes == 2, store.writes
+        await watching.stop()
+        [saved] = [json.loads(v) for v in store.values.values()]
+        assert list(saved) == [made["id"]]
+
+    run_loop(main())
+
+
+def test_a_failing_state_store_never_stops_the_watcher(env: CData) -> None:
+    emu = env.emulator
+    store = BrokenStore()
+
+    async def main() -> None:
+        watching = Watching(watcher(store))
+        await watching.none_for()  # read failed: a baseline, as without a store
+        made = emu.add_connection(env.account_id, status="Authenticated")
+        assert (await watching.next())["connection"]["id"] == made["id"]
+        await watching.none_for()
+        await watching.stop()
+        assert store.writes >= 1  # tried, failed, logged
+
+    run_loop(main())
+
+
 def test_without_a_state_store_a_restart_takes_a_fresh_baseline(env: CData) -> None:
     """Airflow 3.1/3.2 (no asset_state_store): documented, what became ready meanwhile is not delivered."""
     emu = env.emulator
