@@ -239,6 +239,36 @@ def test_without_a_state_store_a_restart_takes_a_fresh_baseline(env: CData) -> N
     run_loop(main())
 
 
+def test_a_failed_poll_is_logged_and_the_watcher_goes_on(
+    cdata: CData,
+    monkeypatch: pytest.MonkeyPatch,
+    fast_retries: RetryPolicy,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """A 503 (no retries in the hook) while watching: logged with CData's status, then the connection
+    made during the outage is delivered by the next good poll; the watcher never ends itself."""
+    _connection_env(monkeypatch, cdata, max_retries=0)
+    emu = cdata.emulator
+
+    async def main() -> dict[str, Any]:
+        watching = Watching(watcher())
+        await watching.none_for(1.5 * POLL)  # the baseline
+        emu.inject("status", status=503, route="list", times=1)
+        made = emu.add_connection(cdata.account_id, status="Authenticated")
+        event = await watching.next(timeout=6 * POLL)
+        await watching.stop()
+        assert event["connection"]["id"] == made["id"]
+        return event
+
+    run_loop(main())
+    assert emu.counters.faults == {"status": 1}
+    output = capfd.readouterr()
+    lines = (output.out + output.err).splitlines()
+    failed = [line for line in lines if "Listing CData connections failed" in line]
+    assert len(failed) == 1, failed
+    assert "HTTP 503" in failed[0]
+
+
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [
