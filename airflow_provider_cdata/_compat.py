@@ -210,11 +210,66 @@ def in_process_supervisor() -> bool:
     return _in_process_comms() is not None
 
 
+# -- an event trigger's asset state store (Airflow 3.3+) --------------------------------------------------
+# Airflow 3.3's triggerer sets ``BaseEventTrigger.asset_state_store`` (AssetStateStoreAccessors over the
+# assets the trigger watches) before run(); values persist per asset in the metadata database. 3.1 and
+# 3.2 have no such attribute: there ``WatermarkStore`` holds nothing and a restart starts from a baseline.
+
+
+class WatermarkStore:
+    """A trigger's one JSON value in the state store of every asset it watches; inert without a store.
+
+    Store failures are logged and never end the trigger: the watcher then behaves as on an Airflow
+    without a store (nothing loaded; not saved this time, tried again next poll).
+    """
+
+    def __init__(self, accessors: Any, key: str, log: Any) -> None:
+        self._key, self._log = key, log
+        self._stores: list[Any] = []
+        if accessors is not None:
+            by_name = getattr(accessors, "_by_name", None)
+            by_uri = getattr(accessors, "_by_uri", None)
+            if isinstance(by_name, dict) and isinstance(by_uri, dict):
+                # One trigger can watch several assets (same kwargs, same trigger): each keeps its copy.
+                self._stores = [*by_name.values(), *by_uri.values()]
+            else:  # an accessor shape this module does not know: the documented single-asset methods
+                self._stores = [accessors]
+
+    @property
+    def available(self) -> bool:
+        return bool(self._stores)
+
+    async def load(self) -> dict[str, str] | None:
+        """The saved value (the first asset's that has one), or None: nothing saved, or no store."""
+        for store in self._stores:
+            try:
+                value = await store.aget(self._key, None)
+            except Exception as exc:  # the store is an optimisation of restarts, never a failure
+                self._log.warning("Could not read the asset state store (%s): starting from a baseline", exc)
+                return None
+            if isinstance(value, dict):
+                return {str(k): str(v) for k, v in value.items()}
+        return None
+
+    async def save(self, value: dict[str, str]) -> bool:
+        """Save ``value`` in every watched asset's store; False if there is none or a write failed."""
+        if not self._stores:
+            return False
+        try:
+            for store in self._stores:
+                await store.aset(self._key, value)
+        except Exception as exc:
+            self._log.warning("Could not write the asset state store (%s): trying again next poll", exc)
+            return False
+        return True
+
+
 __all__ = [
     "AirflowException",
     "AirflowNotFoundException",
     "AirflowSensorTimeout",
     "BaseHook",
+    "WatermarkStore",
     "amask_secret",
     "approval_operator_class",
     "conf",

@@ -165,3 +165,9 @@ def event_payload(status: str, message: str, connection: dict[str, Any] | None =
 
 def _event(status: str, message: str, connection: dict[str, Any] | None = None) -> TriggerEvent:
     return TriggerEvent(event_payload(status, message, connection))  # type: ignore[no-untyped-call]
+
+
+# The asset watcher's trigger, defined in its own module (its serialize() names this classpath).
+from airflow_provider_cdata.event_triggers import ConnectionEventTrigger  # noqa: E402
+
+__all__ = ["ConnectionEventTrigger", "ConnectionTrigger", "event_payload"]

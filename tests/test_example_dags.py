@@ -25,6 +25,7 @@ EXAMPLE_IDS = (
     "cdata_customer_onboarding",
     "cdata_stale_connection_cleanup",
     "cdata_customer_offboarding",
+    "cdata_on_connection_ready",
 )
 
 
@@ -54,6 +55,7 @@ def test_example_dags_use_only_public_names(path: Path) -> None:
         "airflow_provider_cdata.operators",
         "airflow_provider_cdata.sensors",
         "airflow_provider_cdata.hooks",
+        "airflow_provider_cdata.triggers",
     )
     assert imports
     assert all(line.split()[1] in allowed for line in imports), imports
@@ -329,3 +331,36 @@ def test_offboarding_an_unknown_tenant_fails_and_deletes_nothing(airflow_conn: C
     assert result.state == "failed"
     assert result.task_states()["find_account"] == "failed"
     assert airflow_conn.emulator.counters.count("account_delete") == 0
+
+
+# -- on connection ready (asset watcher) -------------------------------------------------------------
+def test_on_connection_ready_is_scheduled_on_an_asset_watched_by_the_event_trigger() -> None:
+    from airflow_provider_cdata._compat import dag_bag
+    from airflow_provider_cdata.triggers import ConnectionEventTrigger
+
+    init_airflow_db()
+    dag = dag_bag(str(EXAMPLES)).get_dag("cdata_on_connection_ready")
+    [asset] = dag.timetable.asset_condition.objects
+    [watcher] = asset.watchers
+    assert isinstance(watcher.trigger, ConnectionEventTrigger)
+    assert watcher.trigger.serialize()[1]["all_accounts"] is True
+
+
+def test_on_connection_ready_clears_the_connection_and_reports_it_idempotently(airflow_conn: CData) -> None:
+    """dag.test() cannot hand a run a triggering asset event (the e2e suite runs the real watcher), so
+    the run names the connection in its conf, the DAG's documented manual path."""
+    emu = airflow_conn.emulator
+    connection = emu.add_connection(airflow_conn.account_id, status="Authenticated")
+    conf = {"connection_id": connection["id"], "account_id": airflow_conn.account_id}
+    for clears in (1, 2):  # the same connection twice: cleared twice, nothing else
+        result = run_dag("cdata_on_connection_ready", conf)
+        assert result.state == "success"
+        assert result.xcom("refresh_ready_connections") == [
+            {
+                "connection_id": connection["id"],
+                "account_id": airflow_conn.account_id,
+                "change": "manual",
+                "data_source": None,
+            }
+        ]
+        assert [c["metadataClears"] for c in emu.connections()] == [clears]

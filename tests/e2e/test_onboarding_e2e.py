@@ -92,6 +92,7 @@ def test_every_service_is_healthy_and_only_the_api_server_listens_on_loopback(
         REFRESH,
         CLEANUP,
         OFFBOARDING,
+        "cdata_on_connection_ready",  # paused: its asset watcher runs in tests/e2e/test_asset_watcher_e2e.py
     }
 
     listening = listening_addresses(airflow_stack.pids())
