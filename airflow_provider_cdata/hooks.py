@@ -1,11 +1,10 @@
-"""CDataHook: the one place that talks to the Powered by CData Connection Management API.
+"""CDataHook: the one place that talks to the Powered by CData API (connections, child accounts, sources).
 
 The hook reads the Airflow connection (:mod:`.connection`), mints and caches the JWTs (:mod:`.auth`),
 and makes each public call: it validates the arguments, sends the call through the sync or the async
 transport (:mod:`.transport`) under the one retry policy, and re-mints the token once after a 401.
-Operators, the sensor and the trigger only call it.
-
-The connection's fields and extras are described in :mod:`airflow_provider_cdata.connection`. The names
+Operators, the sensor and the triggers only call it. The connection's fields and extras are described
+in :mod:`airflow_provider_cdata.connection`. The names
 that lived here before the split (``ROUTES``, ``RetryPolicy``, ``mask_connect_url``, the settings and
 their limits, ...) are still importable from this module.
 """
