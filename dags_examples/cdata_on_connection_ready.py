@@ -48,11 +48,20 @@ CONNECTIONS_READY = Asset(
 )
 
 
+def events_of(events: Any, asset: Asset) -> list[Any]:
+    """The triggering events of ``asset``, found by URI: Airflow 3.1 cannot hash an Asset that has
+    watchers, so ``events.get(asset)`` fails there (TypeError: unhashable type: 'dict')."""
+    for key in events:
+        if getattr(key, "uri", None) == asset.uri:
+            return list(events[key])
+    return []
+
+
 def ready_connections(context: dict[str, Any]) -> list[dict[str, Any]]:
     """The connections this run is for: from its triggering asset events, else from its conf."""
     wanted: dict[str, dict[str, Any]] = {}
     events = context.get("triggering_asset_events") or {}
-    for event in events.get(CONNECTIONS_READY, []):
+    for event in events_of(events, CONNECTIONS_READY):
         payload = (event.extra or {}).get("payload") or {}
         connection = payload.get("connection") or {}
         if connection.get("id"):

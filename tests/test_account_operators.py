@@ -104,9 +104,10 @@ def test_a_lost_create_answer_then_a_new_try_of_the_task_ends_with_one_account(
 def test_two_runs_at_once_end_with_one_account(airflow_conn: CData, task_mode: None) -> None:
     from airflow_provider_cdata.operators import CreateAccountOperator
 
-    # Each create waits 0.5 s before CData makes the account: the other run's look-up, sent meanwhile,
-    # finds nothing, so both create; one wins, the other's 409 is looked up.
-    airflow_conn.emulator.inject("latency", route="account_create", seconds=0.5, times=2)
+    # Each create waits 3 s before CData makes the account: the other run's look-up, sent meanwhile,
+    # finds nothing, so both create; one wins, the other's 409 is looked up. (0.5 s was not enough on
+    # a loaded machine: a run's key load and look-up came after the other's create had answered.)
+    airflow_conn.emulator.inject("latency", route="account_create", seconds=3.0, times=2)
     start = threading.Barrier(2)
     results: list[dict[str, Any]] = []
 
